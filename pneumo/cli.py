@@ -1,0 +1,265 @@
+"""The command line: ``python -m pneumo train|evaluate|predict|profile|bench``.
+
+A user's mistake (a missing path, an unknown model, an empty folder) is one
+sentence on stderr and exit code 2; a completed run exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one sentence, no traceback."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from pneumo.io import FilmReadError
+    from pneumo.store import ModelStoreError
+
+    try:
+        return int(args.handler(args) or 0)
+    except (UserError, ModelStoreError, FileNotFoundError, FilmReadError, ValueError) as err:
+        message = str(err).strip() or type(err).__name__
+        print(f"pneumo {args.command}: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"pneumo {args.command}: interrupted.", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pneumo", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model from scratch and save it to the store")
+    train.add_argument("--data", required=True, help="Kaggle-layout root or a split folder")
+    train.add_argument("--out", required=True, help="model folder, e.g. model_store/NAME")
+    train.add_argument("--architecture", default="cnn",
+                       help="cnn, densenet121, resnet50, mobilenetv2 or efficientnetb0")
+    train.add_argument("--input-size", type=int, default=192)
+    train.add_argument("--width", type=int, default=32, help="filters of the CNN's first block")
+    train.add_argument("--epochs", type=int, default=28)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--learning-rate", type=float, default=2e-3)
+    train.add_argument("--label-smoothing", type=float, default=0.05)
+    train.add_argument("--val-fraction", type=float, default=0.2)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--patience", type=int, default=8)
+    train.add_argument("--max-minutes", type=float, default=58.0, help="time budget of the run")
+    train.add_argument("--horizontal-flip", action="store_true", help="also flip films left-right")
+    train.add_argument("--weights", help="local weights file for a backbone (default: from scratch)")
+    train.add_argument("--limit", type=int, help="train on this many films only (smoke runs)")
+    train.add_argument("--checkpoint-dir", help="where checkpoints go (default runs/NAME)")
+    train.set_defaults(handler=run_train)
+
+    evaluate = commands.add_parser("evaluate", help="measure a model on a labelled folder")
+    evaluate.add_argument("--data", required=True, help="Kaggle-layout root or a split folder")
+    evaluate.add_argument("--split", help="with a Kaggle root: which split (default: test if present)")
+    evaluate.add_argument("--model", help="model name in the store (default: DEFAULT)")
+    evaluate.add_argument("--json", dest="json_out", help="also write the figures to this file")
+    evaluate.set_defaults(handler=run_evaluate)
+
+    predict = commands.add_parser("predict", help="probability of pneumonia for films or folders")
+    predict.add_argument("paths", nargs="+", metavar="PATH")
+    predict.add_argument("--model", help="model name in the store (default: DEFAULT)")
+    predict.add_argument("--csv", dest="csv_out", help="write the rows to this CSV file")
+    predict.set_defaults(handler=run_predict)
+
+    profile = commands.add_parser("profile", help="describe a data set")
+    profile.add_argument("--data", required=True, help="Kaggle-layout root or a split folder")
+    profile.add_argument("--json", dest="json_out", help="also write the profile to this file")
+    profile.set_defaults(handler=run_profile)
+
+    bench = commands.add_parser("bench", help="time prediction and Grad-CAM on this machine")
+    bench.add_argument("--model", help="model name in the store (default: DEFAULT)")
+    bench.add_argument("--runs", type=int, default=30, help="timed runs per figure")
+    bench.add_argument("--json", action="store_true", help="end with one JSON line")
+    bench.set_defaults(handler=run_bench)
+    return parser
+
+
+def run_train(args) -> int:
+    from pneumo.augment import AugmentConfig
+    from pneumo.train import TrainConfig, train
+
+    if not Path(args.data).is_dir():
+        raise UserError(f"No such data folder: {args.data}")
+    config = TrainConfig(
+        data=args.data, out=args.out, architecture=args.architecture, input_size=args.input_size,
+        width=args.width, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, label_smoothing=args.label_smoothing,
+        val_fraction=args.val_fraction, seed=args.seed, patience=args.patience,
+        max_minutes=args.max_minutes, weights=args.weights, limit=args.limit,
+        augment=AugmentConfig(horizontal_flip=args.horizontal_flip),
+        checkpoint_dir=args.checkpoint_dir,
+    )
+    train(config, log=lambda message: print(message, flush=True))
+    return 0
+
+
+def run_evaluate(args) -> int:
+    import json
+
+    from pneumo import data, metrics
+    from pneumo.predict import STATUS_OK
+
+    classifier = _classifier(args.model)
+    records = _evaluation_records(Path(args.data), args.split)
+    items = ((str(r.path), r.path) for r in records)
+    kept, probs, errors = [], [], []
+    for record, assessment in zip(records, classifier.assess_many(items)):
+        if assessment.status == STATUS_OK:
+            kept.append(record)
+            probs.append(assessment.p_pneumonia)
+        else:
+            errors.append(assessment.row())
+    if not kept:
+        raise UserError(f"None of the {len(records)} films in {args.data} could be read.")
+    figures = metrics.evaluate(data.labels_of(kept), probs, classifier.threshold,
+                               [r.subtype for r in kept])
+    figures = {"model": classifier.loaded.name, "model_sha256": classifier.loaded.card["sha256"],
+               "data": str(args.data), **figures, "unreadable": errors}
+    print(format_evaluation(figures))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+def _evaluation_records(root: Path, split: str | None):
+    from pneumo import data
+
+    if not root.is_dir():
+        raise UserError(f"No such data folder: {root}")
+    if split:
+        return data.find_films(root, splits=(split,))
+    if (root / "test").is_dir():
+        return data.find_films(root, splits=("test",))
+    if any((root / name).is_dir() for name in data.CLASSES):
+        return data.find_films(root)
+    raise UserError(f"{root} has no test split and no NORMAL/PNEUMONIA folders; name one with --split.")
+
+
+def format_evaluation(figures: dict) -> str:
+    """The evaluation as the table readers know from the literature."""
+    lines = [f"model {figures['model']} on {figures['n']} films of {figures['data']}", "",
+             f"{'':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
+    for name, row in figures["per_class"].items():
+        lines.append(f"{name:<12}{row['precision']:>10.3f}{row['recall']:>10.3f}"
+                     f"{row['f1-score']:>10.3f}{row['support']:>10d}")
+    tn, fp = figures["confusion_matrix"][0]
+    fn, tp = figures["confusion_matrix"][1]
+
+    def fmt(value):
+        return "n/a" if value is None else f"{value:.4f}"
+
+    lines += ["", f"threshold    {figures['threshold']:.4f}",
+              f"accuracy     {fmt(figures['accuracy'])}",
+              f"sensitivity  {fmt(figures['sensitivity'])}",
+              f"specificity  {fmt(figures['specificity'])}",
+              f"ROC AUC      {fmt(figures['roc_auc'])}",
+              f"PR AUC       {fmt(figures['pr_auc'])}",
+              f"ECE          {fmt(figures['ece'])}",
+              f"Brier        {fmt(figures['brier'])}",
+              f"confusion    TN {tn}  FP {fp}  FN {fn}  TP {tp}"]
+    for subtype, row in figures.get("recall_by_subtype", {}).items():
+        lines.append(f"recall {subtype:<6}{row['recall']:.4f} ({row['support']} films)")
+    if figures["unreadable"]:
+        lines.append(f"{len(figures['unreadable'])} films could not be read and were left out")
+    return "\n".join(lines)
+
+
+def run_predict(args) -> int:
+    import csv
+
+    from pneumo.io import find_film_files
+
+    try:
+        paths = find_film_files(args.paths)
+    except FileNotFoundError as err:
+        raise UserError(str(err)) from err
+    if not paths:
+        raise UserError(f"No films found in {', '.join(args.paths)}.")
+    classifier = _classifier(args.model)
+    fields = ["path", "status", "p_pneumonia", "label", "message"]
+    handle = open(args.csv_out, "w", newline="") if args.csv_out else sys.stdout
+    try:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for assessment in classifier.assess_many((str(p), p) for p in paths):
+            writer.writerow(assessment.row())
+            handle.flush()
+    finally:
+        if handle is not sys.stdout:
+            handle.close()
+    return 0
+
+
+def run_profile(args) -> int:
+    import json
+
+    from pneumo import data
+    from pneumo.profile import profile_records
+
+    records = data.find_films(args.data)
+    result = profile_records(records, root=args.data)
+    print(format_profile(result))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+def format_profile(profile: dict) -> str:
+    """A few lines that summarise a data set profile."""
+    lines = [f"{profile['n_films']} films"]
+    for split, counts in profile["films"].items():
+        lines.append(f"  {split:<6} " + ", ".join(f"{n} {name}" for name, n in counts.items()))
+    lines.append("patients: " + ", ".join(f"{n} {name}" for name, n in profile["patients"].items()))
+    lines.append("pneumonia subtypes: " + ", ".join(f"{n} {k}" for k, n in profile["subtypes"].items()))
+    widths, heights = profile["image_sizes"]["width"], profile["image_sizes"]["height"]
+    if widths:
+        lines.append(f"image sizes: width {min(widths)}-{max(widths)}, height {min(heights)}-{max(heights)}")
+    lines.append(f"patients in several splits: {profile['leakage']['patients_in_several_splits']}")
+    dupes = profile["near_duplicates"]
+    lines.append(f"near-identical groups: {dupes['groups']} ({dupes['films']} films, "
+                 f"{dupes['cross_patient_groups']} across patients)")
+    if profile["unreadable"]:
+        lines.append(f"unreadable films: {len(profile['unreadable'])}")
+    return "\n".join(lines)
+
+
+def run_bench(args) -> int:
+    import json
+
+    from pneumo import bench, data
+    from pneumo.io import read_film
+
+    classifier = _classifier(args.model)
+    film_path = next(iter(data.find_films(data.default_data_dir(), splits=("train",))), None) \
+        if data.default_data_dir().is_dir() else None
+    film = read_film(film_path.path) if film_path else data.synthetic_film()
+    print(f"benchmarking {classifier.loaded.name} on "
+          f"{film_path.path.name if film_path else 'a synthetic film'} ({film.size[0]} x {film.size[1]}), "
+          f"{args.runs} runs each", file=sys.stderr)
+    result = bench.run(classifier.loaded, film, runs=args.runs)
+    for key, value in result.items():
+        print(f"{key:<18}{value}", file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def _classifier(name: str | None):
+    from pneumo import store
+    from pneumo.predict import Classifier
+
+    return Classifier(store.load(name))

@@ -1,0 +1,147 @@
+"""Where the model looked: class-activation maps through tf-keras-vis, and one overlay renderer.
+
+Maps are float arrays of the model input's size, scaled per film to [0, 1]:
+0 is the least and 1 the most weight the model gave any region of that film.
+The overlay paints them with one fixed colour scale, :data:`COLOR_STOPS`, from
+transparent dark blue (no weight) through green and yellow to red (most weight).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+
+import numpy as np
+
+from pneumo.store import LoadedModel
+
+METHODS = {"gradcam": "Grad-CAM", "gradcam_pp": "Grad-CAM++", "scorecam": "Score-CAM",
+           "saliency": "Gradient saliency"}
+"""Method key -> name shown to people."""
+
+COLOR_STOPS = (
+    (0.00, (48, 18, 130)),
+    (0.25, (30, 110, 230)),
+    (0.50, (40, 190, 120)),
+    (0.75, (250, 210, 40)),
+    (1.00, (215, 30, 30)),
+)
+"""The overlay's colour scale: (weight, RGB) stops, interpolated linearly between them."""
+
+SCORECAM_MAX_CHANNELS = 32  # Faster-Score-CAM: only the strongest channels are scored
+
+
+def colorize(heatmap: np.ndarray) -> np.ndarray:
+    """Map weights in [0, 1] (h, w) to RGB uint8 (h, w, 3) with :data:`COLOR_STOPS`."""
+    heat = np.clip(np.asarray(heatmap, dtype=np.float32), 0.0, 1.0)
+    positions = np.array([s[0] for s in COLOR_STOPS], dtype=np.float32)
+    colours = np.array([s[1] for s in COLOR_STOPS], dtype=np.float32)
+    rgb = np.stack([np.interp(heat, positions, colours[:, c]) for c in range(3)], axis=-1)
+    return np.round(rgb).astype(np.uint8)
+
+
+def overlay(gray: np.ndarray, heatmap: np.ndarray, opacity: float = 0.5) -> np.ndarray:
+    """Paint a map over a film.
+
+    Each pixel's colour is mixed in proportion to its weight times ``opacity``, so
+    regions the model ignored keep the film's own grey.
+
+    Args:
+        gray: the film as uint8 (h, w).
+        heatmap: weights in [0, 1], (h, w).
+        opacity: 0 shows the film only, 1 the strongest regions in full colour.
+
+    Returns:
+        RGB uint8 (h, w, 3).
+
+    Raises:
+        ValueError: shapes differ or opacity is outside [0, 1].
+    """
+    if gray.shape != heatmap.shape:
+        raise ValueError(f"film {gray.shape} and map {heatmap.shape} must have the same shape")
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be between 0 and 1, got {opacity}")
+    film = np.repeat(gray.astype(np.float32)[..., None], 3, axis=-1)
+    alpha = (opacity * np.clip(heatmap, 0.0, 1.0))[..., None]
+    mixed = (1 - alpha) * film + alpha * colorize(heatmap).astype(np.float32)
+    return np.round(mixed).astype(np.uint8)
+
+
+class Explainer:
+    """Builds the tf-keras-vis explainers of one model once; call :meth:`heatmaps` per batch."""
+
+    def __init__(self, loaded: LoadedModel):
+        from tf_keras_vis.gradcam import Gradcam
+        from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+        from tf_keras_vis.saliency import Saliency
+        from tf_keras_vis.scorecam import Scorecam
+        from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+
+        model = loaded.model
+        self.layer = loaded.explain_layer
+        self.size = loaded.input_size
+        # clone=True: the shared, cached model is never modified.
+        self._methods = {
+            "gradcam": Gradcam(model, model_modifier=ReplaceToLinear(), clone=True),
+            "gradcam_pp": GradcamPlusPlus(model, model_modifier=ReplaceToLinear(), clone=True),
+            "scorecam": Scorecam(model, clone=True),
+            "saliency": Saliency(model, model_modifier=ReplaceToLinear(), clone=True),
+        }
+
+    def heatmaps(self, inputs: np.ndarray, method: str = "gradcam",
+                 target: str = "PNEUMONIA") -> np.ndarray:
+        """Maps for a batch of model inputs.
+
+        Args:
+            inputs: (n, size, size, 1) in 0-255, as ``pneumo.preprocess.to_model_input`` makes them.
+            method: a key of :data:`METHODS`.
+            target: ``"PNEUMONIA"`` for evidence towards pneumonia, ``"NORMAL"`` for evidence against.
+
+        Returns:
+            float32 (n, size, size) in [0, 1], each map scaled to its own maximum.
+
+        Raises:
+            ValueError: unknown method or target, or inputs of the wrong shape.
+        """
+        from tf_keras_vis.utils.scores import BinaryScore
+
+        if method not in self._methods:
+            raise ValueError(f"unknown method {method!r}; choose from {list(METHODS)}")
+        if target not in ("PNEUMONIA", "NORMAL"):
+            raise ValueError(f"unknown target {target!r}; choose PNEUMONIA or NORMAL")
+        inputs = np.asarray(inputs, dtype=np.float32)
+        if inputs.ndim != 4 or inputs.shape[1:] != (self.size, self.size, 1):
+            raise ValueError(f"inputs must have shape (n, {self.size}, {self.size}, 1), got {inputs.shape}")
+        score = BinaryScore([target == "PNEUMONIA"] * len(inputs))
+        explainer = self._methods[method]
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            # tf-keras-vis feeds a bare list where Keras expects the named input (harmless),
+            # and Score-CAM's inner predict() draws a progress bar: neither is for the user.
+            warnings.filterwarnings("ignore", message="The structure of `inputs`")
+            if method == "saliency":
+                maps = explainer(score, inputs, keepdims=False)
+            elif method == "scorecam":
+                maps = explainer(score, inputs, penultimate_layer=self.layer,
+                                 max_N=SCORECAM_MAX_CHANNELS, batch_size=SCORECAM_MAX_CHANNELS)
+            else:
+                maps = explainer(score, inputs, penultimate_layer=self.layer)
+        maps = np.nan_to_num(np.asarray(maps, dtype=np.float32).reshape(len(inputs), self.size, self.size))
+        return np.clip(maps, 0.0, 1.0)
+
+    def heatmap(self, model_input: np.ndarray, method: str = "gradcam",
+                target: str = "PNEUMONIA") -> np.ndarray:
+        """The map of one model input (size, size, 1); returns (size, size)."""
+        return self.heatmaps(np.asarray(model_input)[np.newaxis], method, target)[0]
+
+
+def border_share(heatmap: np.ndarray, margin: float = 0.12) -> float:
+    """Share of a map's total weight in the outer ``margin`` of the film (where markers sit)."""
+    heat = np.clip(np.asarray(heatmap, dtype=np.float64), 0.0, None)
+    total = heat.sum()
+    if total <= 0:
+        return 0.0
+    h, w = heat.shape
+    dy, dx = int(round(h * margin)), int(round(w * margin))
+    inner = heat[dy:h - dy, dx:w - dx].sum()
+    return float((total - inner) / total)

@@ -1,0 +1,121 @@
+"""Applying a model: from a file (path or bytes) to a calibrated probability and a verdict.
+
+The CLI and the app both go through :class:`Classifier`, so a film gets the same
+number wherever it is shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pneumo.augment import AugmentConfig, make_augment
+from pneumo.io import Film, FilmReadError, read_film
+from pneumo.preprocess import to_model_input
+from pneumo.store import LoadedModel
+
+STATUS_OK, STATUS_REJECTED, STATUS_ERROR = "ok", "rejected", "error"
+
+# Mild changes a film could plausibly show from one exposure to the next; the spread
+# of the model's answer over them is the uncertainty interval shown beside it.
+TTA_CONFIG = AugmentConfig(rotation_deg=5.0, shear=0.04, zoom=0.06, shift=0.04, brightness=0.05,
+                           contrast=0.12, gamma=0.12, noise=0.0, border_erase=0.0)
+TTA_SAMPLES = 16
+TTA_SEED = (20181122, 7)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the product says about one file.
+
+    ``film`` is kept in memory for display and explanation; it is never written anywhere.
+    """
+
+    source: str
+    status: str
+    p_pneumonia: float | None = None
+    label: str | None = None
+    message: str = ""
+    film: Film | None = None
+
+    def row(self) -> dict:
+        """The CSV row: path, status, p_pneumonia, label, message."""
+        return {"path": self.source, "status": self.status,
+                "p_pneumonia": "" if self.p_pneumonia is None else f"{self.p_pneumonia:.4f}",
+                "label": self.label or "", "message": self.message}
+
+
+class Classifier:
+    """A loaded model with its card: films in, calibrated probabilities out."""
+
+    def __init__(self, loaded: LoadedModel):
+        self.loaded = loaded
+        self.model = loaded.model
+        self.size = loaded.input_size
+        self.threshold = loaded.threshold
+        self.classes = loaded.classes
+        self._tta = None
+
+    def predict_inputs(self, inputs: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """P(pneumonia) for model inputs (n, size, size, 1) in 0-255; returns (n,) float."""
+        inputs = np.asarray(inputs, dtype=np.float32)
+        if inputs.ndim != 4 or inputs.shape[1:] != (self.size, self.size, 1):
+            raise ValueError(f"inputs must have shape (n, {self.size}, {self.size}, 1), "
+                             f"got {inputs.shape}")
+        out = [np.asarray(self.model(inputs[i:i + batch_size], training=False))[:, 0]
+               for i in range(0, len(inputs), batch_size)]
+        return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+    def predict_film(self, film: Film) -> float:
+        """Calibrated P(pneumonia) for one decoded film."""
+        return float(self.predict_inputs(to_model_input(film, self.size)[np.newaxis])[0])
+
+    def label_for(self, p_pneumonia: float) -> str:
+        """The class at the model's operating threshold."""
+        return self.classes[1] if p_pneumonia >= self.threshold else self.classes[0]
+
+    def uncertainty(self, film: Film, samples: int = TTA_SAMPLES) -> tuple[float, float]:
+        """The 10th to 90th percentile of P(pneumonia) under mild test-time changes."""
+        import tensorflow as tf
+
+        if self._tta is None:
+            self._tta = make_augment(TTA_CONFIG)
+        base = to_model_input(film, self.size)
+        batch = np.repeat(base[np.newaxis], samples, axis=0)
+        varied = self._tta(tf.constant(batch), tf.constant(TTA_SEED, dtype=tf.int64)).numpy()
+        probs = self.predict_inputs(varied)
+        low, high = np.percentile(probs, [10, 90])
+        return float(low), float(high)
+
+    def assess(self, source: str | Path | bytes, name: str | None = None) -> Assessment:
+        """Read and judge one file; a bad file becomes an ``error`` assessment, never an exception."""
+        return next(iter(self.assess_many([(name or str(source), source)])))
+
+    def assess_many(self, items: Iterable[tuple[str, str | Path | bytes]],
+                    batch_size: int = 32) -> Iterator[Assessment]:
+        """Judge (name, source) pairs in order, predicting in batches; one bad file never stops the rest."""
+        pending: list[tuple[str, Film]] = []
+        for name, source in items:
+            try:
+                film = read_film(source)
+            except FilmReadError as err:
+                yield from self._flush(pending)
+                pending = []
+                yield Assessment(source=name, status=STATUS_ERROR, message=str(err))
+                continue
+            pending.append((name, film))
+            if len(pending) >= batch_size:
+                yield from self._flush(pending)
+                pending = []
+        yield from self._flush(pending)
+
+    def _flush(self, pending: Sequence[tuple[str, Film]]) -> Iterator[Assessment]:
+        if not pending:
+            return
+        inputs = np.stack([to_model_input(film, self.size) for _, film in pending])
+        for (name, film), p in zip(pending, self.predict_inputs(inputs)):
+            yield Assessment(source=name, status=STATUS_OK, p_pneumonia=float(p),
+                             label=self.label_for(float(p)), message=" ".join(film.notes), film=film)

@@ -1,0 +1,187 @@
+"""The model store: one folder per model with ``model.keras``, ``card.json`` and ``profile.json``.
+
+``model_store/DEFAULT`` names the model used when none is asked for. Loading
+verifies the file's sha256 against the card and loads Keras in safe mode, so a
+model file can never run code of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+MODEL_FILE = "model.keras"
+CARD_FILE = "card.json"
+PROFILE_FILE = "profile.json"
+DEFAULT_FILE = "DEFAULT"
+
+REPO_STORE = Path(__file__).resolve().parent.parent / "model_store"
+
+
+class ModelStoreError(RuntimeError):
+    """A model that cannot be used; the message says what to do, in one sentence."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified model with its card. Shared between sessions: never mutate ``model``."""
+
+    name: str
+    path: Path
+    model: object  # keras.Model
+    card: dict
+
+    @property
+    def input_size(self) -> int:
+        return int(self.card["input"]["size"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.card["threshold"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.card["classes"])
+
+    @property
+    def explain_layer(self) -> str:
+        return str(self.card["explain_layer"])
+
+    @property
+    def version(self) -> str:
+        return self.card["sha256"][:12]
+
+
+def store_dir(store: str | Path | None = None) -> Path:
+    """The store folder: the argument, else ``$PNEUMO_MODEL_STORE``, else the repository's."""
+    return Path(store or os.environ.get("PNEUMO_MODEL_STORE") or REPO_STORE)
+
+
+def list_models(store: str | Path | None = None) -> list[str]:
+    """Names of the models in the store (folders holding a card and a model file)."""
+    root = store_dir(store)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if (p / CARD_FILE).is_file() and (p / MODEL_FILE).is_file())
+
+
+def default_model_name(store: str | Path | None = None) -> str:
+    """The name written in ``DEFAULT``, or the only model when there is one.
+
+    Raises:
+        ModelStoreError: the store holds no model, or several and no ``DEFAULT``.
+    """
+    root = store_dir(store)
+    names = list_models(root)
+    default_file = root / DEFAULT_FILE
+    if default_file.is_file():
+        name = default_file.read_text().strip()
+        if name:
+            return name
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise ModelStoreError(
+            f"The model store {root} holds no model: train one with "
+            "'python -m pneumo train --data DIR --out model_store/NAME'."
+        )
+    raise ModelStoreError(f"The model store {root} holds several models and no DEFAULT file; "
+                          f"name one of {names}.")
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_card(name: str | None = None, store: str | Path | None = None) -> dict:
+    """A model's card, without loading the model.
+
+    Raises:
+        ModelStoreError: unknown model name, or a card that is not valid JSON.
+    """
+    folder = _model_folder(name, store)
+    try:
+        return json.loads((folder / CARD_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelStoreError(f"The card of model {folder.name!r} cannot be read ({err}); "
+                              "restore it from the repository or retrain the model.") from err
+
+
+def read_profile(name: str | None = None, store: str | Path | None = None) -> dict | None:
+    """The training-data profile stored beside a model, or None when there is none."""
+    path = _model_folder(name, store) / PROFILE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def verify(name: str | None = None, store: str | Path | None = None) -> str:
+    """Check the model file's sha256 against its card; returns the digest.
+
+    Raises:
+        ModelStoreError: the file is missing or does not match its card.
+    """
+    folder = _model_folder(name, store)
+    card = read_card(folder.name, folder.parent)
+    actual = file_sha256(folder / MODEL_FILE)
+    if actual != card.get("sha256"):
+        raise ModelStoreError(
+            f"Model {folder.name!r} failed its integrity check: {MODEL_FILE} has sha256 "
+            f"{actual[:12]}..., its card expects {str(card.get('sha256'))[:12]}...; restore the "
+            "file from the repository (git checkout model_store) or retrain it."
+        )
+    return actual
+
+
+def load(name: str | None = None, store: str | Path | None = None) -> LoadedModel:
+    """Verify and load a model from the store (the default one when ``name`` is None).
+
+    Raises:
+        ModelStoreError: unknown name, failed checksum, or a file Keras cannot load.
+    """
+    import keras
+
+    folder = _model_folder(name, store)
+    verify(folder.name, folder.parent)
+    card = read_card(folder.name, folder.parent)
+    try:
+        model = keras.saving.load_model(folder / MODEL_FILE, compile=False, safe_mode=True)
+    except Exception as err:  # Keras raises many kinds for a damaged archive
+        raise ModelStoreError(f"Model {folder.name!r} cannot be loaded ({type(err).__name__}: "
+                              f"{err}); restore it from the repository or retrain it.") from err
+    return LoadedModel(name=folder.name, path=folder, model=model, card=card)
+
+
+def save(model, card: dict, out_dir: str | Path, profile: dict | None = None) -> Path:
+    """Write ``model.keras``, ``card.json`` (with the model's sha256) and ``profile.json``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save(out_dir / MODEL_FILE)
+    card = {**card, "name": out_dir.name, "sha256": file_sha256(out_dir / MODEL_FILE)}
+    (out_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    if profile is not None:
+        (out_dir / PROFILE_FILE).write_text(json.dumps(profile, indent=1) + "\n")
+    return out_dir
+
+
+def _model_folder(name: str | None, store: str | Path | None) -> Path:
+    root = store_dir(store)
+    name = name or default_model_name(root)
+    folder = root / name
+    if not (folder / CARD_FILE).is_file() or not (folder / MODEL_FILE).is_file():
+        names = list_models(root)
+        raise ModelStoreError(f"Unknown model {name!r}; choose from {names}." if names else
+                              f"Unknown model {name!r}: the store {root} holds no model.")
+    return folder

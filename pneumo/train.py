@@ -1,0 +1,240 @@
+"""Training a model from scratch, calibrating it on validation, and writing it to the store.
+
+Everything is chosen on a patient-grouped validation split carved from the
+training films: the checkpoint (best validation ROC AUC), the temperature and the
+operating threshold. A test split, when the data folder has one, is never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from pneumo import calibration, data, metrics, models, store
+from pneumo.augment import AugmentConfig, make_augment
+from pneumo.profile import ProfileBuilder
+
+INTENDED_USE = (
+    "Decision support for clinicians reading frontal (anterior-posterior) chest films of "
+    "children aged about one to five: an estimate of how likely pneumonia is, with the regions "
+    "the model weighed. It assists a clinician; it does not diagnose, and a film it calls "
+    "normal does not rule pneumonia out."
+)
+LIMITS = [
+    "Trained on 5,216 films from a single centre (Guangzhou Women and Children's Medical Center); "
+    "performance at other hospitals, on other machines and in other populations is unknown.",
+    "Children aged one to five only; not for adults, neonates, lateral views or CT.",
+    "Two classes only (normal, pneumonia); other findings (effusion, pneumothorax, foreign body, "
+    "lines and tubes, cardiomegaly) are neither detected nor excluded.",
+    "Bacterial and viral pneumonia are not told apart.",
+    "The training films were resized to 224 x 224 before the model saw them; fine detail is not used.",
+    "Labels are two physicians' reading of the film, not microbiological or clinical confirmation.",
+    "The threshold targets a sensitivity of 0.95 on validation; on new data both sensitivity and "
+    "specificity can be lower.",
+]
+
+
+@dataclass
+class TrainConfig:
+    """What a training run is told; every field is recorded in the model card."""
+
+    data: str
+    out: str
+    architecture: str = "cnn"
+    input_size: int = 192
+    width: int = 32
+    epochs: int = 28
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.05
+    dropout: float = 0.3
+    val_fraction: float = 0.2
+    seed: int = 0
+    patience: int = 8
+    min_sensitivity: float = 0.95
+    max_minutes: float = 58.0
+    weights: str | None = None
+    limit: int | None = None  # use only this many training films (smoke runs)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    checkpoint_dir: str | None = None
+
+
+def class_weights(labels: np.ndarray) -> dict[int, float]:
+    """Weights that give both classes the same total weight in the loss."""
+    counts = np.bincount(labels.astype(int), minlength=2)
+    return {c: float(len(labels) / (2 * max(n, 1))) for c, n in enumerate(counts)}
+
+
+def train(config: TrainConfig, log=print) -> Path:
+    """Train, calibrate and save a model; returns its folder in the store.
+
+    Raises:
+        FileNotFoundError, ValueError: the data folder is missing or holds no films.
+    """
+    import tensorflow as tf
+
+    started = time.time()
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    out_dir = Path(config.out)
+    checkpoint_dir = Path(config.checkpoint_dir or Path("runs") / out_dir.name)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+
+    records = data.find_films(config.data, splits=("train", "val"))  # never "test"
+    train_records, val_records = data.split_by_patient(records, config.val_fraction, config.seed)
+    if config.limit:
+        rng = np.random.default_rng(config.seed)
+        train_records = [train_records[i] for i in sorted(rng.choice(len(train_records),
+                         min(config.limit, len(train_records)), replace=False))]
+        val_records = val_records[:: max(1, len(val_records) // max(config.limit // 4, 2))]
+    log(f"{len(records)} films; training on {len(train_records)}, validating on "
+        f"{len(val_records)} (patient-grouped, seed {config.seed})")
+
+    profile = ProfileBuilder(config.data)
+    decode_start = time.time()
+    x_train = data.load_inputs(train_records, config.input_size, observers=[profile.add])
+    x_val = data.load_inputs(val_records, config.input_size, observers=[profile.add])
+    y_train, y_val = data.labels_of(train_records), data.labels_of(val_records)
+    log(f"decoded {len(x_train) + len(x_val)} films in {time.time() - decode_start:.0f} s")
+
+    model = models.build(config.architecture, config.input_size, dropout=config.dropout,
+                         weights=config.weights, width=config.width)
+    steps = int(np.ceil(len(x_train) / config.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=max(1, (config.epochs - 1) * steps), warmup_target=config.learning_rate,
+        warmup_steps=steps, alpha=0.02)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+        loss=keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=[keras.metrics.AUC(num_thresholds=2000, name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
+    )
+    train_ds = data.make_dataset(x_train, y_train, config.batch_size, training=True,
+                                 augment=make_augment(config.augment), seed=config.seed)
+    val_ds = data.make_dataset(x_val, y_val, 64, training=False)
+    checkpoint = checkpoint_dir / "best.keras"
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_auc", mode="max", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.patience,
+                                      restore_best_weights=True),
+        TimeBudget(config.max_minutes * 60, started, log),
+        keras.callbacks.CSVLogger(checkpoint_dir / "history.csv"),
+    ]
+    history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
+                        class_weight=class_weights(y_train), callbacks=callbacks, verbose=2)
+    model = keras.saving.load_model(checkpoint, compile=False)  # the best epoch
+    val_auc = history.history["val_auc"]
+    best_epoch = int(np.argmax(val_auc)) + 1
+
+    logit_model = keras.Model(model.inputs, model.get_layer("logit").output)
+    val_logits = logit_model.predict(val_ds, verbose=0)[:, 0]
+    temperature = calibration.fit_temperature(val_logits, y_val)
+    shipped = models.build(config.architecture, config.input_size, temperature=temperature,
+                           dropout=config.dropout, width=config.width)
+    shipped.set_weights(model.get_weights())
+    val_probs = shipped.predict(val_ds, verbose=0)[:, 0]
+    threshold = metrics.choose_threshold(y_val, val_probs, config.min_sensitivity)
+    validation = metrics.evaluate(y_val, val_probs, threshold, [r.subtype for r in val_records])
+    validation["ece_uncalibrated"] = metrics.expected_calibration_error(
+        y_val, calibration.sigmoid(val_logits))
+    validation["curves"] = metrics.curves(y_val, val_probs)
+    log(f"validation: AUC {validation['roc_auc']:.4f}, sensitivity {validation['sensitivity']:.3f}, "
+        f"specificity {validation['specificity']:.3f} at threshold {threshold:.3f}; "
+        f"temperature {temperature:.3f}, ECE {validation['ece']:.4f}")
+
+    card = {
+        "name": out_dir.name,
+        "architecture": config.architecture,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "input": {"size": config.input_size, "channels": 1, "range": [0, 255],
+                  "shape": [config.input_size, config.input_size, 1]},
+        "classes": list(data.CLASSES),
+        "output": "p_pneumonia: calibrated probability of pneumonia (temperature already applied)",
+        "threshold": threshold,
+        "operating_point": {"min_sensitivity": config.min_sensitivity, "chosen_on": "validation"},
+        "temperature": temperature,
+        "explain_layer": models.explain_layer(config.architecture),
+        "parameters": int(shipped.count_params()),
+        "preprocessing": (
+            "pneumo.io.read_film: grayscale in [0, 1] (EXIF orientation applied; DICOM: modality "
+            "LUT, VOI window, MONOCHROME1 inverted, first frame); pneumo.preprocess.to_model_input: "
+            f"bilinear resize to {config.input_size} x {config.input_size}, times 255; the model "
+            "divides by 255 in its first layer ('scale')."
+        ),
+        "validation": validation,
+        "training": {
+            "command": "python -m pneumo " + shlex.join(sys.argv[1:]) if sys.argv[0].endswith(
+                ("pneumo", "__main__.py")) else None,
+            "config": {**asdict(config), "augment": config.augment.to_dict()},
+            "seed": config.seed,
+            "epochs_run": len(val_auc),
+            "best_epoch": best_epoch,
+            "seconds": round(time.time() - started, 1),
+            "n_train": len(train_records),
+            "n_val": len(val_records),
+            "data_manifest_sha256": data.manifest_sha256(records, config.data),
+            "split": {
+                "method": "sklearn StratifiedGroupKFold, grouped by patient, stratified by class; "
+                          "first fold is validation",
+                "val_fraction": config.val_fraction,
+                "seed": config.seed,
+                "reproduce": "train, val = pneumo.data.split_by_patient(pneumo.data.find_films("
+                             "DATA, splits=('train', 'val')), val_fraction, seed)",
+                "validation_films_sha256": validation_names_sha256(val_records),
+            },
+            "class_weights": class_weights(y_train),
+            "history": {k: [round(float(v), 5) for v in vals] for k, vals in history.history.items()},
+            "libraries": _library_versions(),
+        },
+        "intended_use": INTENDED_USE,
+        "limits": LIMITS,
+    }
+    folder = store.save(shipped, card, out_dir, profile=profile.result())
+    log(f"saved {folder} in {time.time() - started:.0f} s")
+    return folder
+
+
+def validation_names_sha256(records) -> str:
+    """sha256 of the sorted ``split/CLASS/name`` lines of the validation films."""
+    names = sorted(f"{r.split}/{r.class_name}/{r.path.name}" for r in records)
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()
+
+
+def _library_versions() -> dict:
+    import numpy
+    import PIL
+    import sklearn
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "numpy": numpy.__version__, "pillow": PIL.__version__,
+            "scikit-learn": sklearn.__version__}
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training before an epoch would overrun the time budget (with two minutes to spare)."""
+
+    def __init__(self, seconds: float, started: float, log=print):
+        super().__init__()
+        self.seconds, self.started, self.log = seconds, started, log
+        self.epoch_started = time.time()
+        self.longest = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.longest = max(self.longest, time.time() - self.epoch_started)
+        if time.time() - self.started + 1.1 * self.longest > self.seconds - 120:
+            self.log(f"stopping after epoch {epoch + 1}: the next would overrun the "
+                     f"{self.seconds / 60:.0f}-minute budget")
+            self.model.stop_training = True
