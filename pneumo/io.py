@@ -3,12 +3,18 @@
 Every reader returns a :class:`Film`: one grayscale frame as float32 in [0, 1]
 (0 = black, as displayed), plus the few facts about the file that are safe to
 show. Patient identifiers in DICOM headers are never read into a ``Film``.
+
+Whatever the bytes, the only error raised is :class:`FilmReadError`, with one
+sentence for the user; sizes are checked from headers before any pixel is decoded.
+Only the formats named above are opened (Pillow knows more, some of which it hands
+to outside programs).
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +40,7 @@ DICOM_SAFE_FIELDS = {
     "PhotometricInterpretation": "photometric",
 }
 
-# Keep Pillow's own bomb check in line with ours (it warns at half and raises at twice its limit).
+# Keep Pillow's own bomb check in line with ours (it warns above its limit, raises above twice it).
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
@@ -94,6 +100,8 @@ def read_film(source: str | Path | bytes) -> Film:
             f"The image is {width} x {height} pixels, too small to be a chest film "
             f"(at least {MIN_SIDE} pixels a side)."
         )
+    if not np.isfinite(film.pixels).all():
+        raise FilmReadError("The image holds values that are not numbers (NaN or infinity).")
     return film
 
 
@@ -101,18 +109,25 @@ def _read_bytes(source: str | Path | bytes) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source)
     path = Path(source)
-    if not path.exists():
-        raise FilmReadError(f"No such file: {path}.")
-    if path.is_dir():
-        raise FilmReadError(f"{path} is a folder, not a file.")
     try:
+        if path.is_dir():
+            raise FilmReadError(f"The path {path} is a folder, not a file.")
         return path.read_bytes()
-    except OSError as err:
-        raise FilmReadError(f"The file cannot be opened: {err.strerror or err}.") from err
+    except FileNotFoundError as err:
+        raise FilmReadError(f"No such file: {path}.") from err
+    except (OSError, ValueError) as err:  # ValueError: a path with a NUL byte
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise FilmReadError(f"The file {path} cannot be opened ({reason}).") from err
 
 
 def _is_dicom(data: bytes) -> bool:
     return len(data) >= 132 and data[128:132] == b"DICM"
+
+
+def _one_line(err: BaseException) -> str:
+    """The first line of an exception's message, short enough to sit inside a sentence."""
+    text = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(".")
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _check_pixel_count(width: int, height: int) -> None:
@@ -123,16 +138,24 @@ def _check_pixel_count(width: int, height: int) -> None:
         )
 
 
+# The raster formats read, by Pillow's names. Pillow knows many more (EPS and PDF among
+# them, which it hands to Ghostscript); an upload is never opened as one of those.
+RASTER_FORMATS = ("JPEG", "PNG", "TIFF", "BMP")
+
+
 def _read_raster(data: bytes) -> Film:
     try:
         with warnings.catch_warnings():
             # Pillow's bomb warning is replaced by our own check and message.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=RASTER_FORMATS)
             _check_pixel_count(*image.size)
             image.load()
             fmt = image.format or "image"
+            frames = getattr(image, "n_frames", 1)
             image = ImageOps.exif_transpose(image)
+            mode = image.mode
+            pixels = _raster_to_gray(image)
     except FilmReadError:
         raise
     except Image.DecompressionBombError as err:
@@ -144,13 +167,16 @@ def _read_raster(data: bytes) -> Film:
         raise FilmReadError(
             "The file is not an image this tool can read (JPEG, PNG, TIFF, BMP or DICOM)."
         ) from err
-    except (OSError, SyntaxError, ValueError) as err:
-        raise FilmReadError(f"The image is damaged or truncated and cannot be decoded ({err}).") from err
+    except Exception as err:
+        # Pillow's decoders and EXIF parser raise many kinds of errors on damaged files
+        # (OSError, SyntaxError, struct.error, IndexError, ...): all mean the same here.
+        raise FilmReadError(
+            f"The image is damaged or truncated and cannot be decoded ({_one_line(err)})."
+        ) from err
     notes: list[str] = []
-    if getattr(image, "n_frames", 1) > 1:
-        notes.append(f"The file holds {image.n_frames} images; the first was read.")
-    mode = image.mode
-    return Film(pixels=_raster_to_gray(image), format=fmt, source_mode=mode, notes=tuple(notes))
+    if frames > 1:
+        notes.append(f"The file holds {frames} images; the first was read.")
+    return Film(pixels=pixels, format=fmt, source_mode=mode, notes=tuple(notes))
 
 
 def _raster_to_gray(image: Image.Image) -> np.ndarray:
@@ -160,7 +186,11 @@ def _raster_to_gray(image: Image.Image) -> np.ndarray:
         return np.asarray(image, dtype=np.float32) / 65535.0
     if mode in ("I", "F"):
         array = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if array.max(initial=0) > 255 else 255.0
+        if not np.isfinite(array).all():
+            raise FilmReadError("The image holds values that are not numbers (NaN or infinity).")
+        peak = array.max(initial=0)
+        # Integer or float samples with no stated range: [0, 1] floats, 8 or 16 bits.
+        top = 1.0 if mode == "F" and peak <= 1.0 else 65535.0 if peak > 255 else 255.0
         return np.clip(array / top, 0.0, 1.0).astype(np.float32)
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
         # Transparent areas are shown as black, as a viewer on a dark background would.
@@ -174,75 +204,218 @@ def _raster_to_gray(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.float32) / 255.0
 
 
+# A deflated DICOM data set is inflated whole by pydicom before anything is checked; one
+# that would inflate past this many bytes (a 50-megapixel film of four 8-bit samples, or
+# of two 16-bit ones) is refused while inflating, a piece at a time.
+MAX_INFLATED_BYTES = 4 * MAX_PIXELS
+
+
 def _read_dicom(data: bytes) -> Film:
     import pydicom
-    from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import apply_modality_lut
 
+    _check_deflated_size(data)
     try:
         dataset = pydicom.dcmread(io.BytesIO(data))
-    except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as err:
-        raise FilmReadError(f"The DICOM file is damaged and cannot be read ({err}).") from err
-    if "PixelData" not in dataset and "FloatPixelData" not in dataset:
-        raise FilmReadError("The DICOM file holds no image (no pixel data).")
-    rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
-    _check_pixel_count(columns, rows)
-    frames = int(dataset.get("NumberOfFrames", 1) or 1)
-    try:
-        pixels = dataset.pixel_array if frames == 1 else _first_frame(dataset)
-    except (NotImplementedError, RuntimeError) as err:
+        if "PixelData" not in dataset and "FloatPixelData" not in dataset:
+            raise FilmReadError("The DICOM file holds no image (no pixel data).")
+        rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
+        frames = int(dataset.get("NumberOfFrames", 1) or 1)
+        photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).strip()
         syntax = dataset.file_meta.get("TransferSyntaxUID")
-        name = getattr(syntax, "name", str(syntax))
-        raise FilmReadError(
-            f"The DICOM file is compressed as '{name}', which this installation cannot decode."
-        ) from err
-    except (ValueError, AttributeError, KeyError, EOFError, TypeError) as err:
-        raise FilmReadError(f"The DICOM pixel data is damaged and cannot be decoded ({err}).") from err
+        metadata = {
+            label: str(dataset.get(keyword))
+            for keyword, label in DICOM_SAFE_FIELDS.items()
+            if dataset.get(keyword) not in (None, "")
+        }
+    except FilmReadError:
+        raise
+    except Exception as err:
+        # pydicom raises whatever its parsers meet (InvalidDicomError, EOFError, struct.error,
+        # BytesLengthException, ...). Its messages may quote header values, so none is shown.
+        raise FilmReadError("The DICOM header is damaged and cannot be read.") from err
+    _check_pixel_count(columns, rows)
+    try:
+        pixels = _first_frame(dataset)
+    except Exception as err:
+        raise _pixel_data_error(syntax) from err
 
-    photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2"))
     notes: list[str] = []
     if frames > 1:
         notes.append(f"The DICOM file holds {frames} frames; the first was read.")
-    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        gray = _raster_to_gray(Image.fromarray(np.asarray(pixels, dtype=np.uint8)).convert("L"))
-    else:
-        values = apply_modality_lut(np.asarray(pixels), dataset).astype(np.float64)
-        gray = _window(values, dataset)
-        if photometric == "MONOCHROME1":
-            gray = 1.0 - gray
-    metadata = {
-        label: str(dataset.get(keyword))
-        for keyword, label in DICOM_SAFE_FIELDS.items()
-        if dataset.get(keyword) not in (None, "")
-    }
+    try:
+        if photometric in ("MONOCHROME1", "MONOCHROME2") and pixels.ndim == 2:
+            gray, note = _dicom_gray_to_display(pixels, dataset)
+            if photometric == "MONOCHROME1":  # stored with white as 0: shown inverted
+                gray = 1.0 - gray
+            if note:
+                notes.append(note)
+        else:
+            gray = _dicom_color_to_gray(pixels, dataset, photometric)
+    except FilmReadError:
+        raise
+    except Exception as err:
+        raise FilmReadError(
+            "The DICOM display settings (rescale, window or lookup table) are damaged."
+        ) from err
     return Film(pixels=gray.astype(np.float32), format="DICOM", source_mode=photometric,
                 metadata=metadata, notes=tuple(notes))
 
 
+def _check_deflated_size(data: bytes) -> None:
+    """Refuse a deflated DICOM whose data set inflates past MAX_INFLATED_BYTES.
+
+    pydicom reads the file meta group, then inflates the rest in one go; this reads the
+    meta group the same way and, for the deflated syntax, inflates a piece at a time.
+    """
+    from pydicom.filereader import read_dataset
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    stream = io.BytesIO(data)
+    for implicit in (False, True):  # pydicom's own fallback for a meta group in implicit VR
+        stream.seek(132)
+        try:
+            meta = read_dataset(stream, is_implicit_VR=implicit, is_little_endian=True,
+                                stop_when=lambda tag, vr, length: tag >> 16 != 2)
+            syntax = meta.get("TransferSyntaxUID")
+            break
+        except Exception:  # pydicom will meet the same damage and report it
+            continue
+    else:
+        return
+    if syntax != DeflatedExplicitVRLittleEndian:
+        return
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    pending, total = data[stream.tell():], 0
+    try:
+        while pending and not inflater.eof:
+            total += len(inflater.decompress(pending, 1 << 22))
+            pending = inflater.unconsumed_tail
+            if total > MAX_INFLATED_BYTES:
+                limit = f"{MAX_INFLATED_BYTES / 1e6:.0f} MB"
+                raise FilmReadError(
+                    f"The compressed DICOM file inflates to more than {limit}, "
+                    "more than a film can hold; it was not read."
+                )
+    except zlib.error as err:
+        raise FilmReadError("The compressed DICOM data set is damaged and cannot be read.") from err
+
+
 def _first_frame(dataset) -> np.ndarray:
+    """The first frame's stored values, decoding only that frame of a multi-frame file."""
     from pydicom.pixels import pixel_array
 
     return pixel_array(dataset, index=0)
 
 
-def _window(values: np.ndarray, dataset) -> np.ndarray:
-    """Apply the DICOM VOI window (or VOI LUT) and scale to [0, 1]."""
-    center, width = dataset.get("WindowCenter"), dataset.get("WindowWidth")
-    if center is not None and width is not None:
-        center = float(center[0] if _is_multi(center) else center)
-        width = float(width[0] if _is_multi(width) else width)
-        if width >= 1:
-            # DICOM PS3.3 C.11.2.1.2.1, the "LINEAR" function, onto [0, 1].
-            scaled = (values - (center - 0.5)) / (width - 1) + 0.5
-            return np.clip(scaled, 0.0, 1.0)
-    if "VOILUTSequence" in dataset:
-        from pydicom.pixels import apply_voi_lut
+def _pixel_data_error(syntax) -> FilmReadError:
+    """A clear error for pixel data that did not decode, naming a compression if there is one."""
+    from pydicom.pixels import get_decoder
 
-        values = apply_voi_lut(values, dataset).astype(np.float64)
-    low, high = float(values.min()), float(values.max())
-    if high <= low:
-        return np.zeros_like(values)
-    return (values - low) / (high - low)
+    if syntax is not None and not syntax.is_transfer_syntax:
+        return FilmReadError(
+            "The DICOM file names a transfer syntax this tool does not know, "
+            "so its pixel data cannot be decoded."
+        )
+    if syntax is None or not syntax.is_compressed:
+        return FilmReadError("The DICOM pixel data is damaged or truncated and cannot be decoded.")
+    try:
+        available = get_decoder(syntax).is_available
+    except Exception:  # no decoder is registered for this syntax at all
+        available = False
+    reason = "the compressed data is damaged" if available else "no decoder for it is installed"
+    return FilmReadError(
+        f"The DICOM pixel data is compressed as '{syntax.name}' and cannot be decoded: {reason}."
+    )
+
+
+def _dicom_gray_to_display(pixels: np.ndarray, dataset) -> tuple[np.ndarray, str | None]:
+    """Stored grey values -> [0, 1] as displayed (before MONOCHROME1 inversion).
+
+    The modality LUT (rescale slope and intercept) comes first, then the VOI transform: the
+    first window, or else the first VOI LUT. A file with neither is shown over the full
+    range its stored bits can hold, as a raster file of that depth would be.
+    """
+    from pydicom.pixels import apply_modality_lut
+
+    values = apply_modality_lut(pixels, dataset).astype(np.float64)
+    windowed = _window(values, dataset)
+    if windowed is not None:
+        return windowed, None
+    if dataset.get("VOILUTSequence"):
+        return _voi_lut(values, dataset), None
+    if not np.issubdtype(pixels.dtype, np.integer):  # Float Pixel Data: no nominal range
+        low, high = float(values.min()), float(values.max())
+    else:
+        bits = int(dataset.get("BitsStored") or pixels.dtype.itemsize * 8)
+        bits = min(max(bits, 1), pixels.dtype.itemsize * 8)
+        signed = int(dataset.get("PixelRepresentation", 0) or 0) == 1
+        stored = np.array([-(2 ** (bits - 1)), 2 ** (bits - 1) - 1] if signed else [0, 2**bits - 1])
+        bounds = apply_modality_lut(stored, dataset).astype(np.float64)
+        low, high = float(bounds.min()), float(bounds.max())
+    note = "The file sets no display window; its full range of values is shown."
+    if not high > low:
+        return np.zeros_like(values), note
+    return np.clip((values - low) / (high - low), 0.0, 1.0), note
+
+
+def _window(values: np.ndarray, dataset) -> np.ndarray | None:
+    """The first VOI window of the file applied onto [0, 1], or None if it has no usable one.
+
+    DICOM PS3.3 C.11.2.1.2: LINEAR (the default), LINEAR_EXACT and SIGMOID.
+    """
+    center, width = dataset.get("WindowCenter"), dataset.get("WindowWidth")
+    if center is None or width is None or center == "" or width == "":
+        return None
+    center = float(center[0] if _is_multi(center) else center)
+    width = float(width[0] if _is_multi(width) else width)
+    function = str(dataset.get("VOILUTFunction", "LINEAR") or "LINEAR").strip().upper()
+    if not (np.isfinite(center) and np.isfinite(width)):
+        return None
+    if function == "SIGMOID" and width > 0:
+        with np.errstate(over="ignore"):
+            return 1.0 / (1.0 + np.exp(-4.0 * (values - center) / width))
+    if function == "LINEAR_EXACT" and width > 0:
+        return np.clip((values - center) / width + 0.5, 0.0, 1.0)
+    if width == 1:  # LINEAR with width 1 is a threshold at center - 0.5
+        return (values > center - 0.5).astype(np.float64)
+    if width > 1:
+        return np.clip((values - (center - 0.5)) / (width - 1) + 0.5, 0.0, 1.0)
+    return None
+
+
+def _voi_lut(values: np.ndarray, dataset) -> np.ndarray:
+    """The first VOI LUT applied, onto [0, 1] over its nominal output range."""
+    from pydicom.pixels import apply_voi
+
+    depth = int(dataset.VOILUTSequence[0].LUTDescriptor[2])
+    # The LUT maps integer input values; its output has `depth` bits (PS3.3 C.11.2.1.1).
+    mapped = apply_voi(np.round(values).astype(np.int64), dataset)
+    return np.clip(mapped.astype(np.float64) / (2**depth - 1), 0.0, 1.0)
+
+
+def _dicom_color_to_gray(pixels: np.ndarray, dataset, photometric: str) -> np.ndarray:
+    """Colour DICOM (RGB, YBR converted to RGB by pydicom, or a palette) -> grey in [0, 1]."""
+    from pydicom.pixels import apply_color_lut
+
+    if photometric == "PALETTE COLOR":
+        pixels = apply_color_lut(pixels, dataset)
+        top = float(np.iinfo(pixels.dtype).max)
+    elif np.issubdtype(pixels.dtype, np.integer):
+        bits = int(dataset.get("BitsStored") or pixels.dtype.itemsize * 8)
+        top = float(2 ** min(max(bits, 1), pixels.dtype.itemsize * 8) - 1)
+    else:
+        top = max(float(pixels.max()), 1.0)
+    pixels = pixels.astype(np.float64) / top
+    if pixels.ndim == 3 and pixels.shape[-1] >= 3:
+        # ITU-R 601-2 luma, as Pillow's "L" conversion.
+        gray = pixels[..., 0] * 0.299 + pixels[..., 1] * 0.587 + pixels[..., 2] * 0.114
+    elif pixels.ndim == 2:
+        gray = pixels
+    else:
+        raise FilmReadError(
+            f"The DICOM image has an unexpected layout ({photometric!r}, shape {pixels.shape})."
+        )
+    return np.clip(gray, 0.0, 1.0)
 
 
 def _is_multi(value) -> bool:
@@ -253,7 +426,15 @@ def find_film_files(paths: list[str | Path]) -> list[Path]:
     """Expand files and folders (walked recursively) into a sorted list of film paths.
 
     Files named directly are kept whatever their ending; inside folders only files
-    with a film ending (or none, as DICOM exports often have) are picked up.
+    with a film ending (or none, as DICOM exports often have) are picked up. Hidden
+    files, and everything inside hidden folders (``.git``, ``.ipynb_checkpoints``),
+    are skipped.
+
+    Args:
+        paths: files and folders, in the order they should be listed.
+
+    Returns:
+        The files named directly, and each folder's films in sorted order.
 
     Raises:
         FileNotFoundError: a path does not exist.
@@ -267,7 +448,8 @@ def find_film_files(paths: list[str | Path]) -> list[Path]:
             found.append(path)
             continue
         for child in sorted(path.rglob("*")):
-            if child.is_file() and not child.name.startswith(".") and (
+            hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
+            if not hidden and child.is_file() and (
                 child.suffix.lower() in FILM_SUFFIXES or child.suffix == ""
             ):
                 found.append(child)

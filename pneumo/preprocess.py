@@ -24,15 +24,34 @@ def to_model_input(film: Film | np.ndarray, size: int) -> np.ndarray:
         float32 array (size, size, 1) with values in [0, 255].
 
     Raises:
-        ValueError: the pixels are not a 2-D array of finite values in [0, 1].
+        ValueError: the pixels are not a non-empty 2-D array of finite values in
+            [0, 1], or the size is not a positive whole number.
     """
-    pixels = film.pixels if isinstance(film, Film) else np.asarray(film)
-    if pixels.ndim != 2:
-        raise ValueError(f"film pixels must be 2-D (height, width), got shape {pixels.shape}")
-    pixels = pixels.astype(np.float32, copy=False)
-    low, high = float(np.min(pixels)), float(np.max(pixels))
-    if not (np.isfinite(low) and np.isfinite(high)) or low < -1e-6 or high > 1 + 1e-6:
-        raise ValueError(f"film pixels must lie in [0, 1], got values from {low} to {high}")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"size must be a positive whole number of pixels, got {size!r}")
+    values = film.pixels if isinstance(film, Film) else np.asarray(film)
+    if values.ndim != 2 or values.size == 0:
+        raise ValueError(
+            f"film pixels must be a non-empty 2-D array (height, width), got shape {values.shape}"
+        )
+    if not (values.dtype == bool or np.issubdtype(values.dtype, np.integer)
+            or np.issubdtype(values.dtype, np.floating)):
+        raise ValueError(f"film pixels must be numbers, got dtype {values.dtype}")
+    # Checked before the cast to float32, which would turn 1e300 into inf.
+    finite = np.isfinite(values)
+    if not finite.all():
+        row, column = np.argwhere(~finite)[0]
+        raise ValueError(
+            f"film pixels must be finite numbers in [0, 1], got {values[row, column]} "
+            f"at row {row}, column {column}"
+        )
+    low, high = float(np.min(values)), float(np.max(values))
+    if low < -1e-6 or high > 1 + 1e-6:
+        worst = low if low < -1e-6 else high
+        raise ValueError(
+            f"film pixels must lie in [0, 1], got {worst:g} (values from {low:g} to {high:g})"
+        )
+    pixels = values.astype(np.float32, copy=False)
     if pixels.shape != (size, size):
         # Pillow's bilinear filter widens its support when shrinking, so large
         # originals are averaged down rather than aliased.
@@ -44,5 +63,16 @@ def to_model_input(film: Film | np.ndarray, size: int) -> np.ndarray:
 
 
 def to_display(film: Film | np.ndarray, size: int) -> np.ndarray:
-    """The film as the model saw it: uint8 (size, size) for showing and overlays."""
+    """The film as the model saw it: uint8 (size, size) for showing and overlays.
+
+    Args:
+        film: a :class:`Film`, or its float pixels (H, W) in [0, 1].
+        size: the model's square input side in pixels.
+
+    Returns:
+        uint8 array (size, size), the model input rounded to whole grey levels.
+
+    Raises:
+        ValueError: as :func:`to_model_input`.
+    """
     return np.round(to_model_input(film, size)[..., 0]).astype(np.uint8)

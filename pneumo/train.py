@@ -130,12 +130,12 @@ def train(config: TrainConfig, log=print) -> Path:
         keras.callbacks.CSVLogger(checkpoint_dir / "history.csv"),
     ]
     history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
-                        class_weight=class_weights(y_train), callbacks=callbacks, verbose=2)
+                        class_weight=class_weights(y_train), callbacks=callbacks, shuffle=False, verbose=2)
     model = keras.saving.load_model(checkpoint, compile=False)  # the best epoch
     val_auc = history.history["val_auc"]
     best_epoch = int(np.argmax(val_auc)) + 1
 
-    logit_model = keras.Model(model.inputs, model.get_layer("logit").output)
+    logit_model = keras.Model(model.input, model.get_layer("logit").output)
     val_logits = logit_model.predict(val_ds, verbose=0)[:, 0]
     temperature = calibration.fit_temperature(val_logits, y_val)
     shipped = models.build(config.architecture, config.input_size, temperature=temperature,
@@ -147,6 +147,8 @@ def train(config: TrainConfig, log=print) -> Path:
     validation["ece_uncalibrated"] = metrics.expected_calibration_error(
         y_val, calibration.sigmoid(val_logits))
     validation["curves"] = metrics.curves(y_val, val_probs)
+    validation["predictions"] = {"labels": y_val.astype(int).tolist(),
+                                 "p_pneumonia": np.round(val_probs, 5).tolist()}
     log(f"validation: AUC {validation['roc_auc']:.4f}, sensitivity {validation['sensitivity']:.3f}, "
         f"specificity {validation['specificity']:.3f} at threshold {threshold:.3f}; "
         f"temperature {temperature:.3f}, ECE {validation['ece']:.4f}")

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from pneumo import explain, models, store
+from pneumo.io import read_film
+from pneumo.preprocess import to_display, to_model_input
+
+
+@pytest.fixture(scope="module")
+def film_input(tiny_model, pneumonia_film):
+    return to_model_input(read_film(pneumonia_film), tiny_model.input_size)
+
+
+@pytest.fixture(scope="module")
+def explainer(tiny_model):
+    return explain.Explainer(tiny_model)
+
+
+@pytest.mark.parametrize("method", list(explain.METHODS))
+def test_maps_have_the_input_size_and_unit_range(explainer, film_input, method):
+    heat = explainer.heatmap(film_input, method)
+    assert heat.shape == film_input.shape[:2] and heat.dtype == np.float32
+    assert 0.0 <= heat.min() and heat.max() <= 1.0
+
+
+def test_batch_maps_match_single_maps(explainer, film_input):
+    batch = explainer.heatmaps(np.stack([film_input, film_input[::-1]]), "gradcam")
+    np.testing.assert_allclose(batch[0], explainer.heatmap(film_input, "gradcam"), atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "saliency"])
+def test_maps_change_when_weights_are_randomised(tiny_model, tmp_path, tiny_card, film_input, method):
+    import keras
+
+    keras.utils.set_random_seed(99)
+    store.save(models.build("cnn", 64, width=8), tiny_card, tmp_path / "random")
+    randomised = explain.Explainer(store.load("random", tmp_path))
+    original = explain.Explainer(tiny_model).heatmap(film_input, method)
+    other = randomised.heatmap(film_input, method)
+    assert np.abs(original - other).mean() > 0.02
+    assert spearmanr(original.ravel(), other.ravel()).statistic < 0.95
+
+
+def test_unknown_method_and_target_are_refused(explainer, film_input):
+    with pytest.raises(ValueError, match="unknown method"):
+        explainer.heatmap(film_input, "lime")
+    with pytest.raises(ValueError, match="unknown target"):
+        explainer.heatmap(film_input, target="COVID")
+
+
+def test_overlay_keeps_the_film_where_the_map_is_cold(tiny_model, pneumonia_film):
+    gray = to_display(read_film(pneumonia_film), 64)
+    heat = np.zeros((64, 64), np.float32)
+    heat[20:40, 20:40] = 1.0
+    painted = explain.overlay(gray, heat, opacity=0.6)
+    assert painted.shape == (64, 64, 3) and painted.dtype == np.uint8
+    np.testing.assert_array_equal(painted[0, 0], [gray[0, 0]] * 3)
+    red = np.array(explain.COLOR_STOPS[-1][1])
+    expected = np.round(0.4 * gray[30, 30] + 0.6 * red)
+    np.testing.assert_array_equal(painted[30, 30], expected)
+    with pytest.raises(ValueError):
+        explain.overlay(gray, heat[:10], 0.5)
+
+
+def test_colour_scale_runs_from_cold_to_warm():
+    ends = explain.colorize(np.array([[0.0, 1.0]]))
+    assert tuple(ends[0, 0]) == explain.COLOR_STOPS[0][1]
+    assert tuple(ends[0, 1]) == explain.COLOR_STOPS[-1][1]
+
+
+def test_border_share():
+    heat = np.zeros((100, 100))
+    heat[40:60, 40:60] = 1
+    assert explain.border_share(heat) == 0.0
+    heat[0:5, :] = 1
+    assert explain.border_share(heat) == pytest.approx(500 / 900)
+    assert explain.border_share(np.zeros((10, 10))) == 0.0

@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from pneumo import calibration, metrics
+
+
+@pytest.fixture
+def scored():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+    probs = np.clip(0.35 * labels + rng.random(400) * 0.65, 0, 1)
+    return labels, probs
+
+
+def test_evaluate_agrees_with_scikit_learn(scored):
+    labels, probs = scored
+    result = metrics.evaluate(labels, probs, 0.5)
+    predicted = (probs >= 0.5).astype(int)
+    tn, fp, fn, tp = skm.confusion_matrix(labels, predicted).ravel()
+    assert result["confusion_matrix"] == [[tn, fp], [fn, tp]]
+    assert result["accuracy"] == pytest.approx(skm.accuracy_score(labels, predicted))
+    assert result["sensitivity"] == pytest.approx(skm.recall_score(labels, predicted))
+    assert result["specificity"] == pytest.approx(skm.recall_score(labels, predicted, pos_label=0))
+    assert result["roc_auc"] == pytest.approx(skm.roc_auc_score(labels, probs))
+    assert result["pr_auc"] == pytest.approx(skm.average_precision_score(labels, probs))
+    assert result["brier"] == pytest.approx(skm.brier_score_loss(labels, probs))
+    f1 = skm.f1_score(labels, predicted, average=None)
+    assert result["per_class"]["NORMAL"]["f1-score"] == pytest.approx(f1[0])
+    assert result["per_class"]["PNEUMONIA"]["support"] == int(labels.sum())
+
+
+def test_known_confusion_matrix():
+    labels = [0, 0, 0, 1, 1, 1, 1]
+    probs = [0.1, 0.6, 0.2, 0.9, 0.4, 0.7, 0.8]
+    result = metrics.evaluate(labels, probs, 0.5, ["", "", "", "virus", "bacteria", "virus", "bacteria"])
+    assert result["confusion_matrix"] == [[2, 1], [1, 3]]
+    assert result["sensitivity"] == pytest.approx(0.75)
+    assert result["specificity"] == pytest.approx(2 / 3)
+    assert result["ppv"] == pytest.approx(0.75)
+    assert result["recall_by_subtype"] == {"bacteria": {"recall": 0.5, "support": 2},
+                                           "virus": {"recall": 1.0, "support": 2}}
+
+
+def test_ece_of_a_known_case():
+    # Two bins: 0.2 predicted, 0.0 observed; 0.8 predicted, 1.0 observed -> ECE 0.2.
+    labels = np.array([0, 0, 1, 1])
+    probs = np.array([0.2, 0.2, 0.8, 0.8])
+    assert metrics.expected_calibration_error(labels, probs) == pytest.approx(0.2)
+    assert metrics.expected_calibration_error([0, 1], [0.0, 1.0]) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("target", [0.9, 0.95, 0.99])
+def test_threshold_keeps_the_promised_sensitivity(scored, target):
+    labels, probs = scored
+    threshold = metrics.choose_threshold(labels, probs, target)
+    assert metrics.at_threshold(labels, probs, threshold)["sensitivity"] >= target
+    # The next higher candidate would break the promise: the choice is the best specificity.
+    higher = np.sort(probs[labels == 1])
+    higher = higher[higher > threshold]
+    if higher.size:
+        assert metrics.at_threshold(labels, probs, higher[0])["sensitivity"] < target
+
+
+def test_threshold_needs_positives():
+    with pytest.raises(ValueError, match="pneumonia"):
+        metrics.choose_threshold([0, 0], [0.1, 0.2])
+
+
+def test_curves_are_thinned_and_bounded(scored):
+    labels, probs = scored
+    result = metrics.curves(labels, probs, max_points=50)
+    assert len(result["roc"]["fpr"]) <= 50 and result["roc"]["fpr"][0] == 0.0
+    assert sum(result["reliability"]["count"]) == len(labels)
+
+
+def test_temperature_recovers_a_known_one():
+    rng = np.random.default_rng(1)
+    true_logits = rng.normal(0, 2, 20000)
+    labels = (rng.random(20000) < calibration.sigmoid(true_logits)).astype(float)
+    # A model three times too confident: the fitted temperature undoes it.
+    assert calibration.fit_temperature(3 * true_logits, labels) == pytest.approx(3.0, rel=0.08)
+
+
+def test_temperature_improves_likelihood_and_ece():
+    rng = np.random.default_rng(2)
+    true_logits = rng.normal(0, 1.5, 5000)
+    labels = (rng.random(5000) < calibration.sigmoid(true_logits)).astype(float)
+    overconfident = 4 * true_logits
+    t = calibration.fit_temperature(overconfident, labels)
+    assert calibration.negative_log_likelihood(overconfident, labels, t) < \
+        calibration.negative_log_likelihood(overconfident, labels, 1.0)
+    before = metrics.expected_calibration_error(labels, calibration.sigmoid(overconfident))
+    after = metrics.expected_calibration_error(labels, calibration.sigmoid(overconfident / t))
+    assert after < before / 2
+
+
+def test_sigmoid_is_stable_at_extremes():
+    out = calibration.sigmoid(np.array([-1000.0, 0.0, 1000.0]))
+    np.testing.assert_allclose(out, [0.0, 0.5, 1.0])
+    assert np.all(np.isfinite(out))
