@@ -1,4 +1,4 @@
-"""The command line: ``python -m pneumo train|evaluate|predict|profile|bench``.
+"""The command line: ``python -m pneumo train|evaluate|predict|profile|bench|explain-eval|fit-guard``.
 
 A user's mistake (a missing path, an unknown model, an empty folder) is one
 sentence on stderr and exit code 2; a completed run exits 0.
@@ -85,6 +85,45 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--runs", type=int, default=30, help="timed runs per figure")
     bench.add_argument("--json", action="store_true", help="end with one JSON line")
     bench.set_defaults(handler=run_bench)
+
+    explain_eval = commands.add_parser(
+        "explain-eval", help="measure how far the heatmaps can be trusted (deletion, insertion, "
+                             "randomisation, border share)")
+    explain_eval.add_argument("--data", required=True, help="Kaggle-layout root or a split folder")
+    explain_eval.add_argument("--model", help="model name in the store (default: DEFAULT)")
+    explain_eval.add_argument("--json", dest="json_out", help="also write the results to this file")
+    explain_eval.add_argument("--limit", type=int, help="a seeded, class-stratified sample of N films")
+    explain_eval.add_argument(
+        "--split", choices=("validation", "train", "val", "test", "all"),
+        help="which films: the model's patient-grouped validation films (default when DATA holds "
+             "its training data), a Kaggle split, or all; otherwise test if present, else all")
+    explain_eval.add_argument("--canvas", choices=("blur", "normal"), default="blur",
+                              help="what removed pixels become: the blurred film (RISE) or a normal film")
+    explain_eval.add_argument("--steps", type=int, default=24, help="deletion/insertion steps")
+    explain_eval.add_argument("--seed", type=int, default=0)
+    explain_eval.add_argument("--save", action="store_true",
+                              help="store the results beside the model (validation films only)")
+    explain_eval.set_defaults(handler=run_explain_eval)
+
+    operating = commands.add_parser(
+        "operating-point", help="choose a model's threshold again on its validation split")
+    operating.add_argument("--data", required=True, help="the data folder the model was trained from")
+    operating.add_argument("--model", help="model name in the store (default: DEFAULT)")
+    operating.add_argument("--min-sensitivity", type=float, default=0.95)
+    operating.set_defaults(handler=run_operating_point)
+
+    fit_guard = commands.add_parser(
+        "fit-guard", help="fit a stored model's out-of-scope guard and measure it")
+    fit_guard.add_argument("--model", help="model name in the store (default: DEFAULT)")
+    fit_guard.add_argument("--data", required=True,
+                           help="the data the model was trained on (Kaggle-layout root or train folder)")
+    fit_guard.add_argument("--max-train", type=int, default=2000,
+                           help="training films used for fitting (a seeded draw)")
+    fit_guard.add_argument("--per-kind", type=int, default=60,
+                           help="transformed validation films per kind in the out-of-scope set")
+    fit_guard.add_argument("--limit", type=int, help="use only N training and N validation films (smoke runs)")
+    fit_guard.add_argument("--seed", type=int, default=0)
+    fit_guard.set_defaults(handler=run_fit_guard)
     return parser
 
 
@@ -107,20 +146,34 @@ def run_train(args) -> int:
     return 0
 
 
+def run_operating_point(args) -> int:
+    from pneumo.train import choose_operating_point
+
+    if not 0 < args.min_sensitivity < 1:
+        raise UserError(f"--min-sensitivity must be between 0 and 1, got {args.min_sensitivity}.")
+    if not Path(args.data).is_dir():
+        raise UserError(f"No such data folder: {args.data}")
+    choose_operating_point(args.model, args.data, args.min_sensitivity,
+                           log=lambda message: print(message, flush=True))
+    return 0
+
+
 def run_evaluate(args) -> int:
     import json
 
     from pneumo import data, metrics
-    from pneumo.predict import STATUS_OK
+    from pneumo.predict import STATUS_OK, STATUS_REJECTED
 
     classifier = _classifier(args.model)
     records = _evaluation_records(Path(args.data), args.split)
     items = ((str(r.path), r.path) for r in records)
-    kept, probs, errors = [], [], []
+    kept, probs, errors, rejected = [], [], [], []
     for record, assessment in zip(records, classifier.assess_many(items)):
         if assessment.status == STATUS_OK:
             kept.append(record)
             probs.append(assessment.p_pneumonia)
+        elif assessment.status == STATUS_REJECTED:
+            rejected.append({"path": assessment.source, "reason": assessment.out_of_scope_reason})
         else:
             errors.append(assessment.row())
     if not kept:
@@ -128,7 +181,8 @@ def run_evaluate(args) -> int:
     figures = metrics.evaluate(data.labels_of(kept), probs, classifier.threshold,
                                [r.subtype for r in kept])
     figures = {"model": classifier.loaded.name, "model_sha256": classifier.loaded.card["sha256"],
-               "data": str(args.data), **figures, "unreadable": errors}
+               "data": str(args.data), **figures, "unreadable": errors,
+               "rejected_out_of_scope": rejected}
     print(format_evaluation(figures))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(figures, indent=2) + "\n")
@@ -175,6 +229,9 @@ def format_evaluation(figures: dict) -> str:
         lines.append(f"recall {subtype:<6}{row['recall']:.4f} ({row['support']} films)")
     if figures["unreadable"]:
         lines.append(f"{len(figures['unreadable'])} films could not be read and were left out")
+    if figures.get("rejected_out_of_scope"):
+        lines.append(f"{len(figures['rejected_out_of_scope'])} films were refused as out of scope "
+                     "and left out")
     return "\n".join(lines)
 
 
@@ -190,6 +247,10 @@ def run_predict(args) -> int:
     if not paths:
         raise UserError(f"No films found in {', '.join(args.paths)}.")
     classifier = _classifier(args.model)
+    if classifier.guard is None:
+        print(f"pneumo predict: note: model {classifier.loaded.name!r} has no out-of-scope guard, so "
+              "nothing checks that the images are frontal chest films (see 'fit-guard').",
+              file=sys.stderr)
     fields = ["path", "status", "p_pneumonia", "label", "message"]
     handle = open(args.csv_out, "w", newline="") if args.csv_out else sys.stdout
     try:
@@ -256,6 +317,104 @@ def run_bench(args) -> int:
     if args.json:
         print(json.dumps(result))
     return 0
+
+
+def run_explain_eval(args) -> int:
+    import json
+    import time
+
+    from pneumo import data, faithfulness, store
+
+    started = time.time()
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be at least 1, got {args.limit}.")
+    if not Path(args.data).is_dir():
+        raise UserError(f"No such data folder: {args.data}")
+    loaded = store.load(args.model)
+    records, films = faithfulness.select_records(args.data, loaded.card, args.split)
+    if args.save and films != "validation":
+        raise UserError(f"--save stores figures for the model's validation films only; these are "
+                        f"{films} films of {args.data}.")
+    chosen = faithfulness.stratified_sample(records, args.limit, args.seed)
+    print(f"explain-eval: model {loaded.name}, {len(chosen)} of {len(records)} {films} films "
+          f"of {args.data}", file=sys.stderr)
+    inputs = data.load_inputs(chosen, loaded.input_size)
+    config = faithfulness.FaithfulnessConfig(steps=args.steps, canvas=args.canvas, seed=args.seed)
+    result = faithfulness.measure(loaded, inputs, data.labels_of(chosen), config,
+                                  progress=lambda line: print(f"  {time.time() - started:5.0f} s  {line}",
+                                                              file=sys.stderr, flush=True))
+    result = {"model": loaded.name, "model_sha256": loaded.card["sha256"], "data": str(args.data),
+              "films": films, "seconds": round(time.time() - started, 1), **result,
+              "paths": [f"{r.split}/{r.class_name}/{r.path.name}" for r in chosen]}
+    result["targets"] = faithfulness.check_targets(result)
+    print(faithfulness.format_summary(result))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(result, indent=1) + "\n")
+    if args.save:
+        print(f"stored {faithfulness.save_explanations(result, loaded.path)}", file=sys.stderr)
+    return 0
+
+
+def run_fit_guard(args) -> int:
+    from pneumo import data, store
+    from pneumo.ood import fit_measure_save
+
+    if not Path(args.data).is_dir():
+        raise UserError(f"No such data folder: {args.data}")
+    loaded = store.load(args.model)
+    train_records, val_records = _model_split(loaded, args.data)
+    if args.limit is not None:
+        if args.limit < 10:
+            raise UserError(f"--limit must be at least 10, got {args.limit}.")
+        train_records, val_records = _thin(train_records, args.limit), _thin(val_records, args.limit)
+    print(f"fit-guard: model {loaded.name}, decoding {len(train_records)} training and "
+          f"{len(val_records)} validation films", file=sys.stderr, flush=True)
+    x_train = data.load_inputs(train_records, loaded.input_size)
+    x_val = data.load_inputs(val_records, loaded.input_size)
+    section = fit_measure_save(loaded, x_train, x_val, val_groups=[r.patient for r in val_records],
+                               max_train=args.max_train, per_kind=args.per_kind, seed=args.seed,
+                               log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(format_guard(loaded.name, section))
+    return 0
+
+
+def _model_split(loaded, root: str):
+    """The model's own (train, validation) records, checked against its card."""
+    from pneumo import data
+    from pneumo.train import validation_names_sha256
+
+    split = loaded.card.get("training", {}).get("split")
+    if not split:
+        raise UserError(f"Model {loaded.name!r} records no training split in its card, so its "
+                        "validation films cannot be found; retrain it with 'python -m pneumo train'.")
+    records = data.find_films(root, splits=("train", "val"))
+    train_records, val_records = data.split_by_patient(records, split["val_fraction"], split["seed"])
+    expected = split.get("validation_films_sha256")
+    if expected and validation_names_sha256(val_records) != expected:
+        raise UserError(f"{root} does not give the validation films model {loaded.name!r} was "
+                        "checked on; name the data folder it was trained on.")
+    return train_records, val_records
+
+
+def _thin(records, count: int):
+    step = max(1, len(records) // count)
+    return list(records[::step][:count])
+
+
+def format_guard(name: str, section: dict) -> str:
+    """The guard's figures: validation refusals, and detection of each out-of-scope kind."""
+    validation, ood = section["validation"], section["out_of_scope"]
+    lines = [f"out-of-scope guard of model {name}",
+             f"validation films refused  {validation['rejected']} of {validation['n']} "
+             f"({validation['rejection_rate']:.2%}; cross-fitted {validation['cross_fitted_rejection_rate']:.2%})",
+             f"AUROC, validation films against {ood['n_out_of_scope']} out-of-scope images: "
+             f"{ood['auroc']:.4f}", "",
+             f"{'kind':<28}{'n':>5}{'AUROC':>9}{'refused':>9}{'named':>8}"]
+    for kind, row in ood["by_kind"].items():
+        lines.append(f"{kind:<28}{row['n']:>5}{row['auroc']:>9.4f}{row['detected']:>9.1%}"
+                     f"{row['named_as_expected']:>8.0%}")
+    lines += [""] + [f"note: {note}" for note in ood.get("notes", [])]
+    return "\n".join(lines).rstrip()
 
 
 def _classifier(name: str | None):

@@ -59,19 +59,42 @@ def _ratio(a: int, b: int) -> float | None:
     return float(a / b) if b else None
 
 
-def choose_threshold(labels: np.ndarray, probs: np.ndarray, min_sensitivity: float = 0.95) -> float:
-    """The highest threshold whose sensitivity is at least ``min_sensitivity``.
+def wilson_lower_bound(successes: int, total: int, z: float = 1.96) -> float:
+    """Lower end of the Wilson score interval of a proportion (95% for z = 1.96)."""
+    if total == 0:
+        return 0.0
+    share = successes / total
+    centre = share + z * z / (2 * total)
+    spread = z * np.sqrt(share * (1 - share) / total + z * z / (4 * total * total))
+    return float((centre - spread) / (1 + z * z / total))
 
-    The highest such threshold gives the best specificity that still keeps the
-    promised sensitivity. Raises ValueError without pneumonia films.
+
+def choose_threshold(labels: np.ndarray, probs: np.ndarray, min_sensitivity: float = 0.95) -> float:
+    """The operating threshold: sensitivity first, then the best balance.
+
+    Candidates are the thresholds at which the lower 95% (Wilson) bound of
+    validation sensitivity is at least ``min_sensitivity``, so the promise holds
+    with a margin rather than on the knife edge of one sample; among them the one
+    with the highest Youden index (sensitivity + specificity - 1) is taken, the
+    lowest threshold on ties. When no threshold meets the bound (few pneumonia
+    films), the highest threshold whose observed sensitivity meets the target is
+    taken. Raises ValueError without pneumonia films.
     """
     labels, probs = np.asarray(labels).astype(int), np.asarray(probs, dtype=float)
     positives = np.sort(probs[labels == 1])
+    negatives = np.sort(probs[labels == 0])
     if positives.size == 0:
         raise ValueError("choosing a threshold needs pneumonia films among the labels")
     # With threshold t = positives[k], the k lowest positives are missed.
-    allowed_misses = int(np.floor((1 - min_sensitivity) * positives.size + 1e-9))
-    return float(positives[allowed_misses])
+    caught = positives.size - np.arange(positives.size)
+    feasible = np.array([wilson_lower_bound(int(c), positives.size) >= min_sensitivity for c in caught])
+    if not feasible.any():
+        allowed_misses = int(np.floor((1 - min_sensitivity) * positives.size + 1e-9))
+        return float(positives[allowed_misses])
+    cleared = np.searchsorted(negatives, positives, side="left")  # negatives below each threshold
+    youden = caught / positives.size + cleared / max(negatives.size, 1) - 1
+    youden = np.where(feasible, youden, -np.inf)
+    return float(positives[int(np.argmax(youden))])  # argmax takes the first: the lowest threshold
 
 
 def evaluate(labels: np.ndarray, probs: np.ndarray, threshold: float,
@@ -123,3 +146,89 @@ def curves(labels: np.ndarray, probs: np.ndarray, max_points: int = 200) -> dict
     return {"roc": {"fpr": fpr, "tpr": tpr, "threshold": roc_thresholds},
             "pr": {"precision": precision, "recall": recall},
             "reliability": reliability_curve(labels, probs)}
+
+
+def rates_from_roc(roc: dict, threshold: float) -> tuple[float, float]:
+    """(sensitivity, specificity) read off a ROC curve for ``p >= threshold``.
+
+    ``roc`` is ``{"fpr": [...], "tpr": [...], "threshold": [...]}`` with thresholds in
+    descending order, as :func:`curves` stores it. The rates are exact at the curve's
+    stored thresholds and interpolated linearly in the threshold between them (a stored
+    curve keeps only its corners, and is thinned), so between points they are an estimate.
+    """
+    thresholds = np.asarray(roc["threshold"], dtype=float)[::-1]
+    tpr = np.interp(threshold, thresholds, np.asarray(roc["tpr"], dtype=float)[::-1])
+    fpr = np.interp(threshold, thresholds, np.asarray(roc["fpr"], dtype=float)[::-1])
+    return float(tpr), float(1.0 - fpr)
+
+
+def figures_from_rates(sensitivity: float, specificity: float, positives: int, negatives: int,
+                       threshold: float) -> dict:
+    """The :func:`at_threshold` figures from rates and class counts.
+
+    PPV and NPV follow from sensitivity, specificity and the prevalence
+    ``positives / (positives + negatives)``; the confusion matrix is rounded to whole films.
+    """
+    tp, tn = sensitivity * positives, specificity * negatives
+    fn, fp = positives - tp, negatives - tn
+    total = positives + negatives
+    return {
+        "threshold": float(threshold),
+        "accuracy": float((tp + tn) / total) if total else None,
+        "sensitivity": float(sensitivity) if positives else None,
+        "specificity": float(specificity) if negatives else None,
+        "ppv": float(tp / (tp + fp)) if tp + fp > 0 else None,
+        "npv": float(tn / (tn + fn)) if tn + fn > 0 else None,
+        "confusion_matrix": [[int(round(tn)), int(round(fp))], [int(round(fn)), int(round(tp))]],
+    }
+
+
+def validation_at_threshold(validation: dict, threshold: float) -> dict:
+    """Sensitivity, specificity, PPV and NPV on a model card's validation films at any threshold.
+
+    Uses the card's per-film ``validation["predictions"]`` (``{"labels": [...],
+    "p_pneumonia": [...]}``) when present, which is exact; otherwise the card's own figures
+    at its operating threshold, and at any other threshold reads the rates off
+    ``validation["curves"]["roc"]`` (see :func:`rates_from_roc`) and takes the class
+    counts from ``validation["confusion_matrix"]``.
+
+    Args:
+        validation: the ``validation`` section of a model card.
+        threshold: the threshold on P(pneumonia) to judge at.
+
+    Returns:
+        The keys of :func:`at_threshold` plus ``basis``: ``"predictions"``, ``"card"`` or ``"roc"``.
+
+    Raises:
+        ValueError: the section has neither predictions nor a ROC curve with a confusion matrix.
+    """
+    predictions = validation.get("predictions") or {}
+    if predictions.get("labels") and predictions.get("p_pneumonia"):
+        figures = at_threshold(predictions["labels"], predictions["p_pneumonia"], threshold)
+        return {**figures, "basis": "predictions"}
+    matrix = validation.get("confusion_matrix")
+    if matrix and validation.get("threshold") is not None and np.isclose(threshold, validation["threshold"]):
+        keys = ("accuracy", "sensitivity", "specificity", "ppv", "npv")
+        return {"threshold": float(threshold), **{k: validation.get(k) for k in keys},
+                "confusion_matrix": matrix, "basis": "card"}
+    roc = (validation.get("curves") or {}).get("roc")
+    if not roc or not roc.get("threshold") or not matrix:
+        raise ValueError("the validation section holds neither per-film predictions nor a ROC "
+                         "curve with thresholds and a confusion matrix")
+    (tn, fp), (fn, tp) = matrix
+    sensitivity, specificity = rates_from_roc(roc, threshold)
+    return {**figures_from_rates(sensitivity, specificity, fn + tp, tn + fp, threshold), "basis": "roc"}
+
+
+def threshold_sweep(validation: dict, points: int = 101) -> dict:
+    """:func:`validation_at_threshold` over evenly spaced thresholds from 0 to 1.
+
+    Returns:
+        Lists ``threshold``, ``sensitivity``, ``specificity``, ``ppv``, ``npv`` (None where
+        undefined) and the ``basis`` used.
+    """
+    thresholds = np.linspace(0.0, 1.0, points)
+    rows = [validation_at_threshold(validation, float(t)) for t in thresholds]
+    keys = ("sensitivity", "specificity", "ppv", "npv")
+    return {"threshold": thresholds.round(4).tolist(), **{k: [r[k] for r in rows] for k in keys},
+            "basis": rows[0]["basis"] if rows else "roc"}

@@ -170,10 +170,17 @@ def save(model, card: dict, out_dir: str | Path, profile: dict | None = None) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(out_dir / MODEL_FILE)
     card = {**card, "name": out_dir.name, "sha256": file_sha256(out_dir / MODEL_FILE)}
-    (out_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    write_card(out_dir.name, card, out_dir.parent)
     if profile is not None:
         (out_dir / PROFILE_FILE).write_text(json.dumps(profile, indent=1) + "\n")
     return out_dir
+
+
+def write_card(name: str, card: dict, store: str | Path | None = None) -> Path:
+    """Write a model's ``card.json`` (the model file and its checksum are not touched)."""
+    path = store_dir(store) / name / CARD_FILE
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    return path
 
 
 def _model_folder(name: str | None, store: str | Path | None) -> Path:

@@ -19,7 +19,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from pneumo import calibration, data, metrics, models, store
+from pneumo import calibration, data, metrics, models, ood, store
 from pneumo.augment import AugmentConfig, make_augment
 from pneumo.profile import ProfileBuilder
 
@@ -142,13 +142,8 @@ def train(config: TrainConfig, log=print) -> Path:
                            dropout=config.dropout, width=config.width)
     shipped.set_weights(model.get_weights())
     val_probs = shipped.predict(val_ds, verbose=0)[:, 0]
-    threshold = metrics.choose_threshold(y_val, val_probs, config.min_sensitivity)
-    validation = metrics.evaluate(y_val, val_probs, threshold, [r.subtype for r in val_records])
-    validation["ece_uncalibrated"] = metrics.expected_calibration_error(
-        y_val, calibration.sigmoid(val_logits))
-    validation["curves"] = metrics.curves(y_val, val_probs)
-    validation["predictions"] = {"labels": y_val.astype(int).tolist(),
-                                 "p_pneumonia": np.round(val_probs, 5).tolist()}
+    threshold, validation = validation_report(y_val, val_probs, temperature,
+                                              [r.subtype for r in val_records], config.min_sensitivity)
     log(f"validation: AUC {validation['roc_auc']:.4f}, sensitivity {validation['sensitivity']:.3f}, "
         f"specificity {validation['specificity']:.3f} at threshold {threshold:.3f}; "
         f"temperature {temperature:.3f}, ECE {validation['ece']:.4f}")
@@ -162,7 +157,9 @@ def train(config: TrainConfig, log=print) -> Path:
         "classes": list(data.CLASSES),
         "output": "p_pneumonia: calibrated probability of pneumonia (temperature already applied)",
         "threshold": threshold,
-        "operating_point": {"min_sensitivity": config.min_sensitivity, "chosen_on": "validation"},
+        "operating_point": {"min_sensitivity": config.min_sensitivity, "chosen_on": "validation",
+                            "rule": "highest Youden index among thresholds whose 95% lower "
+                                    "(Wilson) bound of sensitivity meets min_sensitivity"},
         "temperature": temperature,
         "explain_layer": models.explain_layer(config.architecture),
         "parameters": int(shipped.count_params()),
@@ -201,8 +198,70 @@ def train(config: TrainConfig, log=print) -> Path:
         "limits": LIMITS,
     }
     folder = store.save(shipped, card, out_dir, profile=profile.result())
+    # The out-of-scope guard: fitted on these training films, thresholds on these validation films.
+    if min(len(x_train), len(x_val)) >= 10:
+        saved = store.LoadedModel(name=folder.name, path=folder, model=shipped,
+                                  card=store.read_card(folder.name, folder.parent))
+        ood.fit_measure_save(saved, x_train, x_val, val_groups=[r.patient for r in val_records],
+                             seed=config.seed, log=log)
+    else:
+        log("no out-of-scope guard: it needs at least 10 training and 10 validation films")
     log(f"saved {folder} in {time.time() - started:.0f} s")
     return folder
+
+
+def validation_report(labels: np.ndarray, probs: np.ndarray, temperature: float,
+                      subtypes: list[str | None], min_sensitivity: float) -> tuple[float, dict]:
+    """The operating threshold and the card's ``validation`` section from validation probabilities.
+
+    ``probs`` are calibrated (temperature applied); the ECE before calibration is
+    recovered from them through the temperature.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    threshold = metrics.choose_threshold(labels, probs, min_sensitivity)
+    validation = metrics.evaluate(labels, probs, threshold, subtypes)
+    clipped = np.clip(probs, 1e-12, 1 - 1e-12)
+    uncalibrated = calibration.sigmoid(temperature * np.log(clipped / (1 - clipped)))
+    validation["ece_uncalibrated"] = metrics.expected_calibration_error(labels, uncalibrated)
+    validation["curves"] = metrics.curves(labels, probs)
+    validation["predictions"] = {"labels": np.asarray(labels).astype(int).tolist(),
+                                 "p_pneumonia": np.round(probs, 5).tolist()}
+    return threshold, validation
+
+
+def choose_operating_point(name: str | None, data_dir: str | Path, min_sensitivity: float = 0.95,
+                           store_dir: str | Path | None = None, log=print) -> dict:
+    """Choose a stored model's threshold again on its own validation split and update its card.
+
+    The validation films are found again from the card's recorded split; the model file
+    is not touched. Returns the updated card.
+
+    Raises:
+        ValueError: the data folder does not hold the films the model was validated on.
+    """
+    from pneumo.predict import Classifier
+
+    loaded = store.load(name, store_dir)
+    card = loaded.card
+    split = card["training"]["split"]
+    records = data.find_films(data_dir, splits=("train", "val"))
+    _, val_records = data.split_by_patient(records, split["val_fraction"], split["seed"])
+    if validation_names_sha256(val_records) != split["validation_films_sha256"]:
+        raise ValueError(f"{data_dir} does not hold the validation films model {loaded.name!r} "
+                         "was chosen on; give the data folder it was trained from.")
+    results = list(Classifier(loaded, guard=None).assess_many((str(r.path), r.path) for r in val_records))
+    probs = np.array([r.p_pneumonia for r in results])
+    threshold, validation = validation_report(data.labels_of(val_records), probs, card["temperature"],
+                                              [r.subtype for r in val_records], min_sensitivity)
+    card = {**card, "threshold": threshold, "validation": validation,
+            "operating_point": {**card.get("operating_point", {}), "min_sensitivity": min_sensitivity,
+                                "chosen_on": "validation",
+                                "rule": "highest Youden index among thresholds whose 95% lower "
+                                        "(Wilson) bound of sensitivity meets min_sensitivity"}}
+    store.write_card(loaded.name, card, store_dir)
+    log(f"{loaded.name}: threshold {threshold:.4f}; validation sensitivity "
+        f"{validation['sensitivity']:.4f}, specificity {validation['specificity']:.4f}")
+    return card
 
 
 def validation_names_sha256(records) -> str:

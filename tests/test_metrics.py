@@ -50,16 +50,41 @@ def test_ece_of_a_known_case():
     assert metrics.expected_calibration_error([0, 1], [0.0, 1.0]) == pytest.approx(0.0)
 
 
-@pytest.mark.parametrize("target", [0.9, 0.95, 0.99])
-def test_threshold_keeps_the_promised_sensitivity(scored, target):
+@pytest.mark.parametrize("target", [0.8, 0.9, 0.95])
+def test_threshold_keeps_the_promise_with_a_margin_and_the_best_balance(scored, target):
     labels, probs = scored
     threshold = metrics.choose_threshold(labels, probs, target)
-    assert metrics.at_threshold(labels, probs, threshold)["sensitivity"] >= target
-    # The next higher candidate would break the promise: the choice is the best specificity.
-    higher = np.sort(probs[labels == 1])
-    higher = higher[higher > threshold]
-    if higher.size:
-        assert metrics.at_threshold(labels, probs, higher[0])["sensitivity"] < target
+    chosen = metrics.at_threshold(labels, probs, threshold)
+    n_pos = int(labels.sum())
+    caught = round(chosen["sensitivity"] * n_pos)
+    assert metrics.wilson_lower_bound(caught, n_pos) >= target
+    # No other threshold that keeps the bound has a higher Youden index (brute force).
+    for t in np.unique(probs[labels == 1]):
+        other = metrics.at_threshold(labels, probs, t)
+        if metrics.wilson_lower_bound(round(other["sensitivity"] * n_pos), n_pos) >= target:
+            assert other["sensitivity"] + other["specificity"] <= \
+                chosen["sensitivity"] + chosen["specificity"] + 1e-12
+
+
+def test_threshold_does_not_sit_on_the_knife_edge():
+    # Separable validation: the highest threshold keeping 95% would miss 5% of pneumonia;
+    # the chosen one keeps every pneumonia film and every normal one.
+    labels = np.array([0] * 100 + [1] * 100)
+    probs = np.concatenate([np.linspace(0.0, 0.3, 100), np.linspace(0.6, 1.0, 100)])
+    threshold = metrics.choose_threshold(labels, probs, 0.95)
+    assert threshold == pytest.approx(0.6)
+    assert metrics.at_threshold(labels, probs, threshold)["sensitivity"] == 1.0
+
+
+def test_threshold_falls_back_for_few_pneumonia_films():
+    labels = np.array([0, 0, 1, 1, 1])
+    probs = np.array([0.1, 0.5, 0.4, 0.7, 0.9])
+    assert metrics.choose_threshold(labels, probs, 0.95) == pytest.approx(0.4)
+
+
+def test_wilson_bound_of_known_cases():
+    assert metrics.wilson_lower_bound(95, 100) == pytest.approx(0.8882, abs=1e-4)
+    assert metrics.wilson_lower_bound(0, 0) == 0.0
 
 
 def test_threshold_needs_positives():
