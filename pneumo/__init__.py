@@ -4,7 +4,8 @@ Modules, one job each: ``io`` reads films, ``preprocess`` turns them into model
 input, ``data`` finds and splits data sets, ``augment`` and ``models`` and ``train``
 make models, ``calibration`` and ``metrics`` measure them, ``store`` keeps them,
 ``predict`` applies them, ``explain`` shows where they looked, ``profile``
-describes data sets, ``bench`` times them and ``cli`` is the command line.
+describes data sets, ``guard`` refuses images out of scope (``ood`` measures it),
+``bench`` times them and ``cli`` is the command line.
 """
 
 __version__ = "0.1.0"

@@ -58,6 +58,9 @@ class Film:
         source_mode: the pixel layout of the file ("L", "RGB", "I;16", "MONOCHROME1", ...).
         metadata: header fields safe to show (DICOM view, modality, study date).
         notes: facts worth telling the user about how the file was read.
+        colourfulness: how much colour the file held before grayscale conversion: the
+            spread of its RGB pixels (in [0, 1]) beyond a single tint, 0 for grayscale files
+            and for grey or evenly tinted (sepia, bluish) scans. Read by pneumo.guard.
     """
 
     pixels: np.ndarray
@@ -65,6 +68,7 @@ class Film:
     source_mode: str
     metadata: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    colourfulness: float = 0.0
 
     @property
     def size(self) -> tuple[int, int]:
@@ -156,6 +160,7 @@ def _read_raster(data: bytes) -> Film:
             image = ImageOps.exif_transpose(image)
             mode = image.mode
             pixels = _raster_to_gray(image)
+            colourfulness = _colourfulness(image)
     except FilmReadError:
         raise
     except Image.DecompressionBombError as err:
@@ -176,7 +181,33 @@ def _read_raster(data: bytes) -> Film:
     notes: list[str] = []
     if frames > 1:
         notes.append(f"The file holds {frames} images; the first was read.")
-    return Film(pixels=pixels, format=fmt, source_mode=mode, notes=tuple(notes))
+    return Film(pixels=pixels, format=fmt, source_mode=mode, notes=tuple(notes),
+                colourfulness=colourfulness)
+
+
+_GRAY_MODES = ("1", "L", "LA", "La", "I", "F", "I;16", "I;16B", "I;16L", "I;16N")
+
+
+def _colourfulness(image: Image.Image, side: int = 256) -> float:
+    """How much colour an image holds beyond one tint, on a [0, 1] scale.
+
+    The RGB pixels (in [0, 1], on a copy at most ``side`` pixels a side) vary mostly along
+    one direction for a grey or evenly tinted film; the spread across that direction,
+    sqrt of the two smaller eigenvalues of their 3 x 3 covariance, is what several hues add.
+    Grayscale modes give 0 without a look at the pixels.
+    """
+    if image.mode in _GRAY_MODES:
+        return 0.0
+    rgb = image.convert("RGB")
+    if max(rgb.size) > side:
+        scale = side / max(rgb.size)
+        rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))),
+                         Image.Resampling.BOX)
+    pixels = np.asarray(rgb, dtype=np.float64).reshape(-1, 3) / 255.0
+    if len(pixels) < 2:
+        return 0.0
+    eigenvalues = np.linalg.eigvalsh(np.cov(pixels, rowvar=False))  # ascending
+    return float(np.sqrt(max(eigenvalues[0] + eigenvalues[1], 0.0)))
 
 
 def _raster_to_gray(image: Image.Image) -> np.ndarray:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumo.augment import AugmentConfig, make_augment
+from pneumo.guard import Guard, ScopeVerdict, feature_model, load_guard, model_outputs
 from pneumo.io import Film, FilmReadError, read_film
 from pneumo.preprocess import to_model_input
 from pneumo.store import LoadedModel
@@ -32,6 +33,9 @@ class Assessment:
     """What the product says about one file.
 
     ``film`` is kept in memory for display and explanation; it is never written anywhere.
+    A ``rejected`` film (out of scope) has no label, its reason in ``message`` and in
+    ``out_of_scope_reason``; its ``p_pneumonia`` is still computed, for an expert's
+    "show anyway", but never written to the CSV row.
     """
 
     source: str
@@ -40,24 +44,37 @@ class Assessment:
     label: str | None = None
     message: str = ""
     film: Film | None = None
+    out_of_scope_reason: str = ""
+    scope_checked: bool = False  # False when the model has no guard (nothing was checked)
 
     def row(self) -> dict:
-        """The CSV row: path, status, p_pneumonia, label, message."""
+        """The CSV row: path, status, p_pneumonia (for ``ok`` rows only), label, message."""
+        shown = self.status == STATUS_OK and self.p_pneumonia is not None
         return {"path": self.source, "status": self.status,
-                "p_pneumonia": "" if self.p_pneumonia is None else f"{self.p_pneumonia:.4f}",
+                "p_pneumonia": f"{self.p_pneumonia:.4f}" if shown else "",
                 "label": self.label or "", "message": self.message}
 
 
-class Classifier:
-    """A loaded model with its card: films in, calibrated probabilities out."""
+USE_STORED_GUARD = "stored"
 
-    def __init__(self, loaded: LoadedModel):
+
+class Classifier:
+    """A loaded model with its card: films in, calibrated probabilities out.
+
+    With a guard (by default the one stored beside the model, see
+    :func:`pneumo.guard.load_guard`), films out of scope come back ``rejected`` with
+    the reason; ``guard`` is None when the model has none or ``guard=None`` is given.
+    """
+
+    def __init__(self, loaded: LoadedModel, guard: Guard | None | str = USE_STORED_GUARD):
         self.loaded = loaded
         self.model = loaded.model
         self.size = loaded.input_size
         self.threshold = loaded.threshold
         self.classes = loaded.classes
         self._tta = None
+        self.guard = load_guard(loaded) if guard == USE_STORED_GUARD else guard
+        self._two_headed = feature_model(self.model) if self.guard is not None else None
 
     def predict_inputs(self, inputs: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """P(pneumonia) for model inputs (n, size, size, 1) in 0-255; returns (n,) float."""
@@ -112,10 +129,33 @@ class Classifier:
                 pending = []
         yield from self._flush(pending)
 
+    def check_scope(self, films: Sequence[Film]) -> list[ScopeVerdict] | None:
+        """The guard's verdicts for decoded films, or None when there is no guard."""
+        if self.guard is None or not films:
+            return None if self.guard is None else []
+        inputs = np.stack([to_model_input(film, self.size) for film in films])
+        return self._judge(inputs, films)[1]
+
+    def _judge(self, inputs: np.ndarray, films: Sequence[Film]) -> tuple[np.ndarray, list[ScopeVerdict | None]]:
+        """P(pneumonia) and the guard's verdicts for model inputs, in one pass of the model."""
+        if self.guard is None:
+            return self.predict_inputs(inputs), [None] * len(films)
+        probs, pooled = model_outputs(self._two_headed, inputs)
+        return probs, self.guard.judge(inputs, pooled, films)
+
     def _flush(self, pending: Sequence[tuple[str, Film]]) -> Iterator[Assessment]:
         if not pending:
             return
         inputs = np.stack([to_model_input(film, self.size) for _, film in pending])
-        for (name, film), p in zip(pending, self.predict_inputs(inputs)):
-            yield Assessment(source=name, status=STATUS_OK, p_pneumonia=float(p),
-                             label=self.label_for(float(p)), message=" ".join(film.notes), film=film)
+        probs, verdicts = self._judge(inputs, [film for _, film in pending])
+        for (name, film), p, verdict in zip(pending, probs, verdicts):
+            yield self._assessment(name, film, float(p), verdict)
+
+    def _assessment(self, name: str, film: Film, p: float, verdict: ScopeVerdict | None) -> Assessment:
+        notes = " ".join(film.notes)
+        if verdict is not None and not verdict.in_scope:
+            message = f"{verdict.reason} {notes}".strip()
+            return Assessment(source=name, status=STATUS_REJECTED, p_pneumonia=p, message=message,
+                              film=film, out_of_scope_reason=verdict.reason, scope_checked=True)
+        return Assessment(source=name, status=STATUS_OK, p_pneumonia=p, label=self.label_for(p),
+                          message=notes, film=film, scope_checked=verdict is not None)
