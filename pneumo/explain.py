@@ -85,7 +85,7 @@ class Explainer:
         self._methods = {
             "gradcam": Gradcam(model, model_modifier=ReplaceToLinear(), clone=True),
             "gradcam_pp": GradcamPlusPlus(model, model_modifier=ReplaceToLinear(), clone=True),
-            "scorecam": Scorecam(model, clone=True),
+            "scorecam": Scorecam(two_class_view(model), clone=True),
             "saliency": Saliency(model, model_modifier=ReplaceToLinear(), clone=True),
         }
 
@@ -104,7 +104,7 @@ class Explainer:
         Raises:
             ValueError: unknown method or target, or inputs of the wrong shape.
         """
-        from tf_keras_vis.utils.scores import BinaryScore
+        from tf_keras_vis.utils.scores import BinaryScore, CategoricalScore
 
         if method not in self._methods:
             raise ValueError(f"unknown method {method!r}; choose from {list(METHODS)}")
@@ -115,6 +115,14 @@ class Explainer:
             raise ValueError(f"inputs must have shape (n, {self.size}, {self.size}, 1), got {inputs.shape}")
         score = BinaryScore([target == "PNEUMONIA"] * len(inputs))
         explainer = self._methods[method]
+        if method == "scorecam":
+            # Score-CAM softmaxes the output: it needs two units, and picks its channels per call.
+            score = CategoricalScore(int(target == "PNEUMONIA"))
+            return np.concatenate([self._maps(explainer, method, score, inputs[i:i + 1])
+                                   for i in range(len(inputs))])
+        return self._maps(explainer, method, score, inputs)
+
+    def _maps(self, explainer, method: str, score, inputs: np.ndarray) -> np.ndarray:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             # tf-keras-vis feeds a bare list where Keras expects the named input (harmless),
             # and Score-CAM's inner predict() draws a progress bar: neither is for the user.
@@ -123,9 +131,12 @@ class Explainer:
                 maps = explainer(score, inputs, keepdims=False)
             elif method == "scorecam":
                 maps = explainer(score, inputs, penultimate_layer=self.layer,
+                                 seek_penultimate_conv_layer=False,
                                  max_N=SCORECAM_MAX_CHANNELS, batch_size=SCORECAM_MAX_CHANNELS)
             else:
-                maps = explainer(score, inputs, penultimate_layer=self.layer)
+                # The named layer itself (after batch norm and ReLU), not the convolution before it.
+                maps = explainer(score, inputs, penultimate_layer=self.layer,
+                                 seek_penultimate_conv_layer=False)
         maps = np.nan_to_num(np.asarray(maps, dtype=np.float32).reshape(len(inputs), self.size, self.size))
         return np.clip(maps, 0.0, 1.0)
 
@@ -135,9 +146,31 @@ class Explainer:
         return self.heatmaps(np.asarray(model_input)[np.newaxis], method, target)[0]
 
 
-def border_share(heatmap: np.ndarray, margin: float = 0.12) -> float:
-    """Share of a map's total weight in the outer ``margin`` of the film (where markers sit)."""
+BORDER_MARGIN = 0.12
+"""The border band: this fraction of the side on each edge (42% of the film's area)."""
+
+
+def two_class_view(model):
+    """The model as two logits, [0, z / T]: their softmax is (1 - p, p), what Score-CAM scores."""
+    import keras
+
+    scaled = model.get_layer("temperature").output  # (n, 1) calibrated logit
+    zeros = keras.layers.Subtract(name="zero_logit")([scaled, scaled])
+    logits = keras.layers.Concatenate(name="two_class_logits")([zeros, scaled])
+    return keras.Model(model.input, logits, name=f"{model.name}_two_class")
+
+
+def border_share(heatmap: np.ndarray, margin: float = BORDER_MARGIN, floor: float = 0.0) -> float:
+    """Share of a map's total weight in the outer ``margin`` of the film (where markers sit).
+
+    Args:
+        heatmap: weights in [0, 1], (h, w).
+        margin: width of the band on each side, as a fraction of that side.
+        floor: weights below this count as 0, so only the regions the overlay paints
+            warm are weighed (0 weighs the whole map).
+    """
     heat = np.clip(np.asarray(heatmap, dtype=np.float64), 0.0, None)
+    heat = np.where(heat >= floor, heat, 0.0) if floor > 0 else heat
     total = heat.sum()
     if total <= 0:
         return 0.0
@@ -145,3 +178,29 @@ def border_share(heatmap: np.ndarray, margin: float = 0.12) -> float:
     dy, dx = int(round(h * margin)), int(round(w * margin))
     inner = heat[dy:h - dy, dx:w - dx].sum()
     return float((total - inner) / total)
+
+
+ATTENTION_WARNING = "The model's attention is outside the lungs: interpret with care."
+"""What the diagnose page says beside an overlay that :func:`attention_warning` flags."""
+
+WARM_FLOOR = 0.5
+"""Weights from here up are painted green to red on the overlay: what a reader sees as 'the spot'."""
+
+WARM_BORDER_LIMIT = 0.5
+
+
+def attention_warning(heatmap: np.ndarray) -> str | None:
+    """The sentence to show beside a film's overlay when its map points mostly off the thorax.
+
+    Flags a map when more than half of its warm weight (weights of at least
+    :data:`WARM_FLOOR`) lies in the border band of :func:`border_share`.
+
+    Args:
+        heatmap: one map in [0, 1], (h, w), as :meth:`Explainer.heatmap` returns it.
+
+    Returns:
+        :data:`ATTENTION_WARNING`, or None when the map raises no concern.
+    """
+    if border_share(heatmap, floor=WARM_FLOOR) > WARM_BORDER_LIMIT:
+        return ATTENTION_WARNING
+    return None

@@ -76,3 +76,27 @@ def test_border_share():
     heat[0:5, :] = 1
     assert explain.border_share(heat) == pytest.approx(500 / 900)
     assert explain.border_share(np.zeros((10, 10))) == 0.0
+
+
+def test_border_share_floor_weighs_only_the_warm_part():
+    heat = np.full((100, 100), 0.3)  # a diffuse low tail everywhere, border included
+    heat[40:60, 40:60] = 1.0
+    assert explain.border_share(heat) > 0.3
+    assert explain.border_share(heat, floor=explain.WARM_FLOOR) == 0.0
+
+
+@pytest.mark.parametrize("spot, warned", [
+    ((slice(0, 10), slice(0, 10)), True),      # a corner marker
+    ((slice(2, 10), slice(30, 70)), True),     # text along the top edge
+    ((slice(35, 65), slice(20, 50)), False),   # a lung field
+    ((slice(5, 45), slice(20, 50)), False),    # an apex that reaches into the band
+])
+def test_attention_warning_follows_the_warm_spot(spot, warned):
+    heat = np.full((100, 100), 0.2)
+    heat[spot] = 1.0
+    message = explain.attention_warning(heat)
+    assert (message == explain.ATTENTION_WARNING) if warned else message is None
+
+
+def test_attention_warning_is_quiet_on_an_empty_map():
+    assert explain.attention_warning(np.zeros((64, 64))) is None
