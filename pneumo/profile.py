@@ -7,15 +7,21 @@ class, a patient-leakage check between splits and groups of near-identical films
 
 from __future__ import annotations
 
+import hashlib
+import io
+import zipfile
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
 
-from pneumo.data import CLASSES, FilmRecord, iter_films
-from pneumo.io import Film
+from pneumo.data import CLASSES, SPLITS, FilmRecord, find_films, iter_films, parse_film_name
+from pneumo.io import FILM_SUFFIXES, Film, FilmReadError, read_film
+from pneumo.preprocess import to_display
 
 HISTOGRAM_BINS = 32
 HASH_SIDE = 16
@@ -129,12 +135,149 @@ def _summary(values: Sequence[float]) -> dict:
 def profile_records(records: Sequence[FilmRecord], root: str | Path | None = None,
                     progress: Callable[[int, int], None] | None = None) -> dict:
     """Read every film once and profile them; unreadable films are listed, not fatal."""
-    builder = ProfileBuilder(root)
-    for index, (record, film, error) in enumerate(iter_films(records)):
+    return _profile_stream(ProfileBuilder(root), iter_films(records), len(records), progress)
+
+
+def _profile_stream(builder: ProfileBuilder, films, total: int,
+                    progress: Callable[[int, int], None] | None) -> dict:
+    """Feed (record, film, error) triples to ``builder``, reporting progress; returns the profile."""
+    for index, (record, film, error) in enumerate(films):
         if film is None:
             builder.add_error(record, error or "unreadable")
         else:
             builder.add(record, film)
         if progress is not None:
-            progress(index + 1, len(records))
+            progress(index + 1, total)
     return builder.result()
+
+
+MAX_ZIP_FILMS = 50_000
+"""Most films a ZIP upload may hold."""
+
+MAX_ZIP_FILM_BYTES = 64 * 1024 * 1024
+"""Largest single film (uncompressed) read from a ZIP upload."""
+
+
+def profile_folder(root: str | Path, progress: Callable[[int, int], None] | None = None) -> dict:
+    """Profile a data folder in either layout :func:`pneumo.data.find_films` understands.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+        ValueError: it holds no ``NORMAL``/``PNEUMONIA`` films.
+    """
+    return profile_records(find_films(root), root=root, progress=progress)
+
+
+def folder_signature(root: str | Path) -> str:
+    """A short digest of a data folder's films (relative path, size, modification time).
+
+    It changes when a film is added, removed or replaced, so a cached profile of the
+    folder can be keyed on it.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+        ValueError: it holds no films.
+    """
+    root = Path(root)
+    digest = hashlib.sha256()
+    for record in find_films(root):
+        stat = record.path.stat()
+        digest.update(f"{record.path.relative_to(root).as_posix()} {stat.st_size} "
+                      f"{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def profile_zip(data: bytes, progress: Callable[[int, int], None] | None = None) -> dict:
+    """Profile a ZIP archive in the Kaggle layout without writing anything to disk.
+
+    The archive may hold ``[<folder>/]{train,val,test}/{NORMAL,PNEUMONIA}/*`` or a single
+    split folder ``[<folder>/]{NORMAL,PNEUMONIA}/*``; when it holds several copies (the
+    Kaggle archive nests one ``chest_xray`` in another), the shallowest one is profiled.
+    macOS resource folders and hidden files are skipped. Films are decoded from memory.
+
+    Args:
+        data: the archive's bytes.
+        progress: called with (done, total) as films are read.
+
+    Returns:
+        The profile, as :meth:`ProfileBuilder.result` makes it; film names are relative to
+        the data root inside the archive.
+
+    Raises:
+        ValueError: not a ZIP archive, too many films, or no films in either layout.
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as err:
+        raise ValueError(f"The upload is not a readable ZIP archive ({err}).") from err
+    with archive:
+        members = zip_film_members(archive)
+        builder = ProfileBuilder(Path("."))
+
+        def read(item: tuple[FilmRecord, zipfile.ZipInfo]) -> tuple[FilmRecord, Film | None, str | None]:
+            record, info = item
+            if info.file_size > MAX_ZIP_FILM_BYTES:
+                return record, None, f"larger than {MAX_ZIP_FILM_BYTES // 2**20} MB uncompressed"
+            try:
+                return record, read_film(archive.read(info)), None
+            except (FilmReadError, zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError,
+                    EOFError, zlib.error) as err:  # damaged, encrypted or oddly compressed member
+                return record, None, str(err)
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return _profile_stream(builder, pool.map(read, members), len(members), progress)
+
+
+def zip_film_members(archive: zipfile.ZipFile) -> list[tuple[FilmRecord, zipfile.ZipInfo]]:
+    """The films of a Kaggle-layout archive, each with its record (path relative to the data root).
+
+    Raises:
+        ValueError: too many films, or none in either layout.
+    """
+    by_root: dict[tuple[str, ...], list[tuple[FilmRecord, zipfile.ZipInfo]]] = defaultdict(list)
+    for info in archive.infolist():
+        parts = tuple(PurePosixPath(info.filename).parts)
+        if info.is_dir() or len(parts) < 2 or parts[-2] not in CLASSES:
+            continue
+        if any(p.startswith(".") or p == "__MACOSX" for p in parts):
+            continue
+        if PurePosixPath(parts[-1]).suffix.lower() not in FILM_SUFFIXES:
+            continue
+        class_at = len(parts) - 2
+        if class_at >= 1 and parts[class_at - 1] in SPLITS:
+            root, split = parts[:class_at - 1], parts[class_at - 1]
+        else:
+            root, split = parts[:class_at], (parts[class_at - 1] if class_at >= 1 else "data")
+        patient, subtype = parse_film_name(parts[-1])
+        record = FilmRecord(Path(*parts[len(root):]), CLASSES.index(parts[-2]), split, patient, subtype)
+        by_root[root].append((record, info))
+    if not by_root:
+        raise ValueError("The archive holds no films in the Kaggle layout: expected "
+                         "[folder/]{train,val,test}/{NORMAL,PNEUMONIA}/ or [folder/]{NORMAL,PNEUMONIA}/.")
+    members = by_root[min(by_root, key=lambda root: (len(root), root))]
+    if len(members) > MAX_ZIP_FILMS:
+        raise ValueError(f"The archive holds {len(members)} films, more than the {MAX_ZIP_FILMS} "
+                         "this page profiles; profile it as a folder on the server instead.")
+    return sorted(members, key=lambda item: str(item[0].path))
+
+
+def sample_records(records: Sequence[FilmRecord], per_class: int = 6,
+                   seed: int = 0) -> dict[str, list[FilmRecord]]:
+    """A fixed random sample of films per class (the same seed gives the same films)."""
+    rng = np.random.default_rng(seed)
+    sample = {}
+    for name in CLASSES:
+        of_class = [r for r in records if r.class_name == name]
+        count = min(per_class, len(of_class))
+        picked = rng.choice(len(of_class), size=count, replace=False) if count else []
+        sample[name] = [of_class[i] for i in sorted(picked)]
+    return sample
+
+
+def thumbnails(records: Sequence[FilmRecord], size: int = 160) -> list[tuple[str, np.ndarray]]:
+    """(file name, uint8 (size, size) film as a model would see it) for each readable film."""
+    shown = []
+    for record, film, _ in iter_films(records):
+        if film is not None:
+            shown.append((record.path.name, to_display(film, size)))
+    return shown

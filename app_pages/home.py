@@ -1,0 +1,71 @@
+"""Home (/): what Pneumo is and is not, the model in use with its validation figures, how uploads are handled."""
+
+import streamlit as st
+
+from pneumo.present import format_probability
+from ui import state
+
+WHAT_IT_IS = """
+Pneumo reads a **frontal chest film of a child** and estimates **how likely pneumonia is**,
+shows **where the model looked**, and says **how far to trust it**.
+
+- **It assists a clinician; it does not diagnose.** A film it calls normal does not rule
+  pneumonia out, and a film it flags still needs a clinician's reading.
+- **It was trained on anterior-posterior films of children aged one to five.** It is not
+  meant for adults, neonates, lateral views or CT, and it tells neither bacterial from viral
+  pneumonia nor pneumonia from other findings.
+- The probability is **calibrated** on validation films (temperature scaling), so that a film
+  shown as 80% is meant to have pneumonia about 80 times in 100; the reliability diagram on the
+  model card shows how closely that holds. The verdict uses the model's **operating
+  threshold**, chosen to miss few pneumonias.
+"""
+
+UPLOADS = """
+Films you upload are **held in memory only** for your session: they are never written to
+disk, never logged and never sent anywhere, and they are gone when you close the tab or
+remove them. Reports and overlays you download are made in memory too. DICOM files are read
+for their pixels and a few safe header fields (view, modality, study date); patient name,
+ID and birth date are never read.
+"""
+
+
+def validation_ui(card: dict) -> None:
+    """The card's headline validation figures as metrics."""
+    validation = card.get("validation", {})
+
+    def show(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    columns = st.columns(5)
+    columns[0].metric("Sensitivity", show(validation.get("sensitivity")),
+                      help="Share of pneumonia films called pneumonia.")
+    columns[1].metric("Specificity", show(validation.get("specificity")),
+                      help="Share of normal films called normal.")
+    columns[2].metric("ROC AUC", show(validation.get("roc_auc")))
+    columns[3].metric("Calibration error (ECE)", show(validation.get("ece")))
+    columns[4].metric("Validation films", f"{validation.get('n', 0):,}")
+
+
+def main() -> None:
+    """Draw the home page."""
+    loaded = state.require_model()
+    card = loaded.card
+    st.title("Pneumo")
+    st.subheader("A chest-film assistant for pediatric pneumonia")
+    st.markdown(WHAT_IT_IS)
+
+    st.header("The model in use")
+    st.markdown(f"**{loaded.name}** (version `{loaded.version}`): {card.get('architecture', 'model')}, "
+                f"{loaded.input_size} x {loaded.input_size} input, operating threshold "
+                f"{format_probability(loaded.threshold)}. Figures on validation films of patients "
+                "the model never saw in training:")
+    validation_ui(card)
+    st.page_link("app_pages/model.py", label="The full model card", icon=":material/fact_check:")
+
+    st.header("Your films")
+    st.markdown(UPLOADS)
+    st.page_link("app_pages/diagnose.py", label="Assess films", icon=":material/stethoscope:")
+    st.page_link("app_pages/explorer.py", label="Explore the training data", icon=":material/dataset:")
+
+
+main()

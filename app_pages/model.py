@@ -1,0 +1,200 @@
+"""Model card (/model): what the model is, what it was trained on, how it did on validation, where it stops.
+
+When the store holds several models, the picker here switches the model for every page.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from pneumo import figures
+from pneumo.present import format_probability
+from pneumo.store import LoadedModel
+from ui import state
+
+CHART_CONFIG = {"displayModeBar": False}
+PICKER_KEY = "model_picker"
+RATES = (("sensitivity", "Sensitivity", "Share of pneumonia films called pneumonia."),
+         ("specificity", "Specificity", "Share of normal films called normal."),
+         ("ppv", "PPV", "Of the films called pneumonia, the share that had it."),
+         ("npv", "NPV", "Of the films called normal, the share that were normal."))
+
+
+def _show(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _roc_point(rates: dict) -> tuple[float, float]:
+    """(1 - specificity, sensitivity) of a figures dict, where a ROC curve plots it."""
+    return 1 - (rates.get("specificity") or 0), rates.get("sensitivity") or 0
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
+def picker_ui(current: str) -> None:
+    """A model picker when the store holds several; the choice holds for every page."""
+    names = state.model_names()
+    if len(names) < 2:
+        return
+    st.selectbox("Model used on every page", names, index=names.index(current) if current in names else 0,
+                 key=PICKER_KEY, on_change=lambda: state.choose_model(st.session_state[PICKER_KEY]))
+
+
+def architecture_ui(loaded: LoadedModel) -> None:
+    """The model's make-up and what it expects."""
+    card = loaded.card
+    st.header("Architecture")
+    min_sensitivity = card.get("operating_point", {}).get("min_sensitivity", "?")
+    facts = {
+        "Architecture": f"{card.get('architecture', '?')}, {card.get('parameters', 0):,} parameters",
+        "Input": f"{loaded.input_size} x {loaded.input_size} grayscale, 0-255 (scaled inside the model)",
+        "Output": card.get("output", "P(pneumonia)"),
+        "Calibration": f"temperature scaling, T = {card.get('temperature', float('nan')):.3f}",
+        "Operating threshold": f"{format_probability(loaded.threshold)}, the highest threshold with "
+                               f"validation sensitivity of at least {min_sensitivity}",
+        "Explained layer": f"`{loaded.explain_layer}`",
+        "Created": card.get("created", "?"),
+        "Version": f"`{loaded.version}` (sha256 of the model file: `{card.get('sha256', '')}`)",
+    }
+    st.markdown("\n".join(f"- **{key}**: {value}" for key, value in facts.items()))
+    st.caption(f"Preprocessing: {card.get('preprocessing', 'see pneumo.preprocess')}")
+
+
+def training_ui(card: dict) -> None:
+    """What the model was trained on and how."""
+    training = card.get("training", {})
+    split = training.get("split", {})
+    st.header("Training data")
+    st.markdown(
+        f"{_count(training.get('n_train'))} training films and {_count(training.get('n_val'))} validation "
+        f"films. Split: {split.get('method', 'not recorded')}. Trained for "
+        f"{training.get('epochs_run', '?')} epochs (best: {training.get('best_epoch', '?')}) in "
+        f"{training.get('seconds', 0) / 60:.0f} minutes."
+    )
+    if training.get("command"):
+        st.code(training["command"], language="bash")
+    st.page_link("app_pages/explorer.py", label="Explore the training data", icon=":material/dataset:")
+
+
+def validation_ui(validation: dict) -> None:
+    """Headline validation figures and the per-class and per-subtype tables."""
+    st.header("Validation")
+    st.caption(f"{validation.get('n', 0):,} validation films of patients the model never saw in training, "
+               f"at threshold {format_probability(validation.get('threshold', 0.0))}.")
+    columns = st.columns(6)
+    for column, (key, label) in zip(columns, (("accuracy", "Accuracy"), ("sensitivity", "Sensitivity"),
+                                              ("specificity", "Specificity"), ("roc_auc", "ROC AUC"),
+                                              ("pr_auc", "PR AUC"), ("ece", "ECE"))):
+        column.metric(label, _show(validation.get(key)))
+    per_class = validation.get("per_class")
+    if per_class:
+        table = pd.DataFrame(per_class).T
+        st.table(table.astype({"support": int}).round(3) if "support" in table else table.round(3))
+    subtypes = validation.get("recall_by_subtype")
+    if subtypes:
+        st.caption("Recall by pneumonia subtype: " + ", ".join(
+            f"{name} {row['recall']:.3f} ({row['support']} films)" for name, row in subtypes.items()))
+
+
+def curves_ui(loaded: LoadedModel, chosen: dict | None) -> None:
+    """Confusion matrix, ROC and PR curves and reliability diagram, the two thresholds marked."""
+    validation = loaded.card["validation"]
+    curves = validation.get("curves", {})
+    (tn, fp), (fn, tp) = validation["confusion_matrix"]
+    prevalence = (fn + tp) / max(tn + fp + fn + tp, 1)
+    points = {"model's threshold": _roc_point(validation)}
+    if chosen is not None:
+        points[f"chosen threshold {chosen['threshold']:.3f}"] = _roc_point(chosen)
+    left, right = st.columns(2)
+    left.plotly_chart(figures.confusion_matrix_figure(validation["confusion_matrix"], loaded.classes),
+                      config=CHART_CONFIG, key="confusion_matrix")
+    if curves.get("roc"):
+        right.plotly_chart(figures.roc_figure(curves["roc"], validation.get("roc_auc"),
+                                              points),
+                           config=CHART_CONFIG, key="roc_curve")
+    left, right = st.columns(2)
+    if curves.get("pr"):
+        pr_points = {"model's threshold": (validation.get("sensitivity") or 0, validation.get("ppv") or 0)}
+        left.plotly_chart(figures.pr_figure(curves["pr"], validation.get("pr_auc"), prevalence, pr_points),
+                          config=CHART_CONFIG, key="pr_curve")
+    if curves.get("reliability"):
+        right.plotly_chart(figures.reliability_figure(curves["reliability"]), config=CHART_CONFIG,
+                           key="reliability")
+
+
+def threshold_ui(loaded: LoadedModel) -> float:
+    """The threshold slider; returns the threshold chosen."""
+    return st.slider("Threshold on P(pneumonia)", 0.0, 1.0, loaded.threshold, 0.001,
+                     format="%.3f", key=f"threshold_{loaded.name}",
+                     help="Films at or above the threshold are called pneumonia. This does not "
+                          "change the threshold the app uses.")
+
+
+def threshold_figures_ui(chosen: dict, operating: dict) -> None:
+    """Sensitivity, specificity, PPV and NPV at the chosen threshold, against the model's."""
+    columns = st.columns(4)
+    for column, (key, label, help_text) in zip(columns, RATES):
+        value, base = chosen[key], operating[key]
+        delta = None if value is None or base is None or chosen["threshold"] == operating["threshold"] \
+            else f"{value - base:+.3f}"
+        column.metric(label, _show(value), delta, help=help_text)
+    (tn, fp), (fn, tp) = chosen["confusion_matrix"]
+    basis = {"predictions": "computed from the validation films' probabilities",
+             "card": "as the card states them at its operating threshold",
+             "roc": "read off the stored ROC curve with the validation class counts (interpolated "
+                    "between curve points, so approximate)"}[chosen["basis"]]
+    st.caption(f"At {chosen['threshold']:.4f}: {tp} pneumonia films caught, {fn} missed; {tn} normal films "
+               f"cleared, {fp} flagged. Figures {basis}; deltas against the model's threshold.")
+
+
+def use_and_limits_ui(card: dict) -> None:
+    """Intended use and known limits, as the card states them."""
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Intended use")
+        st.markdown(card.get("intended_use", "Not stated in the card."))
+    with right:
+        st.subheader("Known limits")
+        st.markdown("\n".join(f"- {limit}" for limit in card.get("limits", [])) or "Not stated in the card.")
+
+
+def threshold_explorer_ui(loaded: LoadedModel, ref: state.ModelRef) -> dict | None:
+    """The threshold slider with its figures and sweep; returns the figures at the chosen threshold."""
+    st.header("Threshold explorer")
+    try:
+        operating = state.validation_at(*ref, loaded.threshold)
+    except ValueError:
+        st.info("This model's card holds neither validation predictions nor a ROC curve, so the "
+                "threshold cannot be explored.")
+        return None
+    threshold = threshold_ui(loaded)
+    chosen = state.validation_at(*ref, threshold)
+    threshold_figures_ui(chosen, operating)
+    sweep = state.threshold_sweep(*ref)
+    st.plotly_chart(figures.threshold_sweep_figure(sweep, threshold, loaded.threshold), config=CHART_CONFIG,
+                    key="threshold_sweep")
+    return chosen
+
+
+def main() -> None:
+    """Draw the model card."""
+    loaded = state.require_model()
+    ref = state.current_ref()
+    st.title(f"Model card: {loaded.name}")
+    picker_ui(loaded.name)
+    use_and_limits_ui(loaded.card)
+    validation = loaded.card.get("validation") or {}
+    if validation.get("confusion_matrix"):
+        validation_ui(validation)
+        chosen = threshold_explorer_ui(loaded, ref)
+        st.header("Validation curves")
+        curves_ui(loaded, chosen)
+    else:
+        st.info("This model's card holds no validation figures.")
+    architecture_ui(loaded)
+    training_ui(loaded.card)
+
+main()

@@ -1,0 +1,130 @@
+"""How results are put into words and colours for people: one wording, one palette, everywhere.
+
+The app, its figures and the PDF case report all take their verdict text, class
+colours and the disclaimer from here, so a film is described the same way on
+screen and on paper.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from pneumo.predict import STATUS_OK, STATUS_REJECTED, Assessment
+
+DISCLAIMER = (
+    "Pneumo assists a clinician; it does not diagnose. It estimates how likely pneumonia is on a "
+    "frontal (anterior-posterior) chest film of a child aged one to five, the population it was "
+    "trained on. A film it calls normal does not rule pneumonia out."
+)
+"""Shown on every page and printed on every report (plain ASCII, so any PDF font can print it)."""
+
+CLASS_COLOURS = {"NORMAL": "#2e7d5b", "PNEUMONIA": "#b3261e"}
+"""Class name -> colour, used for verdicts, probability bars and dataset charts alike."""
+
+NEUTRAL_COLOUR = "#5f6b73"
+"""For rows without a verdict (files that could not be read)."""
+
+VERDICT_WORDS = {"NORMAL": "No pneumonia detected", "PNEUMONIA": "Pneumonia likely"}
+
+CAM_WORDS = (
+    "Warm colours (yellow to red) mark the regions that weighed most towards pneumonia; cool, "
+    "nearly transparent colours (blue) mark regions that weighed little. The map shows where the "
+    "model looked, not where disease is."
+)
+"""What the overlay's colour scale means, next to its legend."""
+
+
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A probability judged at the model's operating threshold.
+
+    Attributes:
+        label: the class name at the threshold ("NORMAL" or "PNEUMONIA").
+        text: the verdict in words with the probability, e.g. "Pneumonia likely, 97%".
+        colour: the class colour as a hex string.
+    """
+
+    label: str
+    text: str
+    colour: str
+
+
+def format_percent(p: float) -> str:
+    """A probability as a whole percentage that never claims certainty: "<1%", "37%", ">99%"."""
+    if p < 0.005:
+        return "<1%"
+    if p >= 0.995:
+        return ">99%"
+    return f"{p * 100:.0f}%"
+
+
+def format_probability(p: float) -> str:
+    """A probability to four decimals, exactly as ``python -m pneumo predict`` prints it."""
+    return f"{p:.4f}"
+
+
+def verdict_for(p_pneumonia: float, threshold: float,
+                classes: Sequence[str] = ("NORMAL", "PNEUMONIA")) -> Verdict:
+    """The verdict at the operating threshold (``p >= threshold`` is pneumonia).
+
+    Args:
+        p_pneumonia: the calibrated probability of pneumonia.
+        threshold: the model's operating threshold.
+        classes: the model's class names in label order.
+
+    Returns:
+        The :class:`Verdict`; its percentage is always P(pneumonia).
+    """
+    label = classes[1] if p_pneumonia >= threshold else classes[0]
+    words = VERDICT_WORDS.get(label, label)
+    return Verdict(label=label, text=f"{words}, {format_percent(p_pneumonia)}",
+                   colour=CLASS_COLOURS.get(label, NEUTRAL_COLOUR))
+
+
+def results_rows(assessments: Iterable[Assessment], threshold: float,
+                 classes: Sequence[str] = ("NORMAL", "PNEUMONIA")) -> list[dict]:
+    """One row per file for the results table: file, probability, verdict, status, message.
+
+    The probability is the float Classifier returned (None for files that could not be read).
+    """
+    rows = []
+    for item in assessments:
+        ok = item.status == STATUS_OK and item.p_pneumonia is not None
+        rows.append({
+            "file": item.source,
+            "p_pneumonia": item.p_pneumonia if ok else None,
+            "verdict": verdict_for(item.p_pneumonia, threshold, classes).text if ok else "",
+            "status": item.status,
+            "message": item.message,
+        })
+    return rows
+
+
+def results_csv(assessments: Iterable[Assessment]) -> bytes:
+    """The batch as CSV bytes, in the same columns as ``python -m pneumo predict --csv``."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["path", "status", "p_pneumonia", "label", "message"])
+    writer.writeheader()
+    for item in assessments:
+        writer.writerow(item.row())
+    return buffer.getvalue().encode("utf-8")
+
+
+def problem_text(item: Assessment) -> str:
+    """Why a file got no verdict, in one sentence naming the file (markdown: the name in backticks)."""
+    if item.status == STATUS_REJECTED:
+        return f"`{item.source}` was not assessed: {item.message}"
+    return f"`{item.source}` could not be read: {item.message}"
+
+
+def verdict_colour_css(verdict_text: str) -> str:
+    """CSS for a results-table cell holding a verdict text (coloured as the verdict)."""
+    for label, words in VERDICT_WORDS.items():
+        if verdict_text.startswith(words):
+            return f"color: {CLASS_COLOURS[label]}; font-weight: 600"
+    return f"color: {NEUTRAL_COLOUR}"

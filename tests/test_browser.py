@@ -1,0 +1,195 @@
+"""The app in a real browser: Streamlit served on a free local port, Debian's Chromium driven by Playwright.
+
+Few tests, because each is slow: a film and a broken file on /diagnose, and the charts of
+/explorer and /model. Screenshots go to docs/screenshots/ for the README.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pneumo import store
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+DATA = ROOT.parent / "shared" / "data" / "chest_xray" / "train"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+STARTUP_S = 90
+FIRST_RENDER_MS = 90_000
+RESULT_MS = 30_000
+UPLOAD_TO_OVERLAY_LIMIT_S = 10.0  # the target is 2 s; this bound only catches a broken app
+CHART = '[data-testid="stPlotlyChart"] .js-plotly-plot'
+EXCEPTION = '[data-testid="stException"]'
+OVERLAY_CAPTION = "where the model looked for pneumonia"
+
+if not CHROMIUM.exists():
+    pytest.skip("the browser tests need Debian's Chromium at /usr/bin/chromium (make chromium)",
+                allow_module_level=True)
+try:
+    store.default_model_name()
+except store.ModelStoreError as error:
+    pytest.skip(f"the browser tests need a model in the store: {error}", allow_module_level=True)
+
+
+def first_film(class_name: str) -> Path:
+    """A real film of the shared data set."""
+    films = sorted((DATA / class_name).glob("*.jpeg"))
+    if not films:
+        pytest.skip(f"no films in {DATA / class_name}")
+    return films[0]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float) -> None:
+    """Poll Streamlit's health endpoint until it answers ok; fail if the server dies or stalls."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().decode().strip() == "ok":
+                    return
+        except OSError:
+            time.sleep(0.25)
+    raise RuntimeError(f"streamlit did not become healthy within {timeout_s} s")
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app served by ``python -m streamlit run app.py`` on a free port; stopped with SIGTERM."""
+    port = free_port()
+    log = (tmp_path_factory.mktemp("streamlit") / "server.log").open("w")
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+               "--server.port", str(port), "--server.address", "127.0.0.1",
+               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process, STARTUP_S)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Debian's Chromium, kept off the network and out of the real home folder."""
+    home = tmp_path_factory.mktemp("chromium-home")
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
+           "XDG_CACHE_HOME": str(home / "cache"), "TMPDIR": str(home)}
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": CHROMIUM_ARGS, "env": env}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict) -> dict:
+    """A desktop-sized window so the screenshots show the layout people see."""
+    return {**browser_context_args, "viewport": {"width": 1360, "height": 900}}
+
+
+def open_page(page, url: str, ready_selector: str):
+    """Go to a page and wait until the selector shows (the first render includes TensorFlow's import)."""
+    page.goto(url)
+    page.locator(ready_selector).first.wait_for(state="visible", timeout=FIRST_RENDER_MS)
+    return page
+
+
+def save_screenshot(page, name: str) -> None:
+    """Screenshot the whole page: Streamlit scrolls an inner pane, so grow the window to fit it first."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], "
+        "[data-testid=\"stMainBlockContainer\"]')].map(e => e.scrollHeight), 0)")
+    page.set_viewport_size({"width": size["width"], "height": min(max(int(height) + 40, size["height"]), 6000)})
+    page.wait_for_timeout(700)  # let plotly re-lay out its charts for the new size
+    page.screenshot(path=str(SCREENSHOTS / name))
+    page.set_viewport_size(size)
+
+
+def wait_until_idle(page) -> None:
+    """Wait until Streamlit's script run has finished (its status widget is gone)."""
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+                           timeout=RESULT_MS)
+
+
+def test_film_shows_bars_and_overlay(page, app_url: str) -> None:
+    film = first_film("PNEUMONIA")
+    open_page(page, f"{app_url}/diagnose", CHART)  # the page is loaded once its threshold scale shows
+    wait_until_idle(page)
+    start = time.perf_counter()
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(film))
+    bars = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="10-90% interval")
+    bars.locator(".js-plotly-plot").wait_for(state="visible", timeout=RESULT_MS)
+    page.get_by_text(OVERLAY_CAPTION).first.wait_for(state="visible", timeout=RESULT_MS)
+    elapsed = time.perf_counter() - start
+    print(f"\nupload -> bars and overlay: {elapsed:.2f} s")
+    bar_labels = bars.locator("text").all_text_contents()
+    assert any("PNEUMONIA" in label for label in bar_labels)
+    assert page.locator('[data-testid="stImage"]').count() >= 2
+    assert page.locator(EXCEPTION).count() == 0
+    assert elapsed < UPLOAD_TO_OVERLAY_LIMIT_S
+
+    wait_until_idle(page)
+    with page.expect_download(timeout=RESULT_MS) as download:
+        page.get_by_role("button", name="Case report (PDF)").click()
+    assert Path(download.value.path()).read_bytes().startswith(b"%PDF")
+    save_screenshot(page, "diagnose.png")
+
+    start = time.perf_counter()
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Model card").click()
+    page.get_by_role("heading", name="Threshold explorer").wait_for(timeout=RESULT_MS)
+    print(f"page switch diagnose -> model card: {time.perf_counter() - start:.2f} s")
+
+
+def test_broken_file_gives_a_warning(page, app_url: str) -> None:
+    open_page(page, f"{app_url}/diagnose", '[data-testid="stFileUploader"]')
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+        {"name": "broken.png", "mimeType": "image/png", "buffer": b"this is not a film"})
+    alert = page.locator('[data-testid="stAlert"]').filter(has_text="broken.png")
+    alert.first.wait_for(state="visible", timeout=RESULT_MS)
+    assert "not an image" in alert.first.inner_text()
+    wait_until_idle(page)
+    assert page.locator(EXCEPTION).count() == 0
+
+
+def test_home_explorer_and_model_render(page, app_url: str) -> None:
+    open_page(page, app_url, "h1")
+    page.get_by_text("it does not diagnose").first.wait_for(timeout=RESULT_MS)
+    wait_until_idle(page)
+    save_screenshot(page, "home.png")
+
+    for path, charts, name in (("explorer", 7, "explorer.png"), ("model", 5, "model.png")):
+        open_page(page, f"{app_url}/{path}", CHART)
+        page.wait_for_function(
+            f"() => document.querySelectorAll('{CHART}').length >= {charts}", timeout=RESULT_MS)
+        wait_until_idle(page)
+        assert page.locator(EXCEPTION).count() == 0
+        save_screenshot(page, name)

@@ -1,0 +1,57 @@
+"""pneumo.present: one wording and one palette for verdicts, tables and reports."""
+
+import csv
+import io
+
+import pytest
+
+from pneumo import present
+from pneumo.predict import STATUS_ERROR, STATUS_OK, Assessment
+
+
+@pytest.mark.parametrize(("p", "text"), [(0.0, "<1%"), (0.004, "<1%"), (0.12, "12%"), (0.5, "50%"),
+                                         (0.97, "97%"), (0.995, ">99%"), (1.0, ">99%")])
+def test_percent_never_claims_certainty(p, text):
+    assert present.format_percent(p) == text
+
+
+def test_verdict_at_the_threshold_is_pneumonia():
+    likely = present.verdict_for(0.74, threshold=0.74)
+    assert likely.label == "PNEUMONIA" and likely.text == "Pneumonia likely, 74%"
+    assert likely.colour == present.CLASS_COLOURS["PNEUMONIA"]
+    clear = present.verdict_for(0.12, threshold=0.74)
+    assert clear.label == "NORMAL" and clear.text == "No pneumonia detected, 12%"
+    assert clear.colour == present.CLASS_COLOURS["NORMAL"]
+
+
+def test_rows_and_csv_keep_order_and_errors():
+    items = [Assessment("a.png", STATUS_OK, 0.91234, "PNEUMONIA"),
+             Assessment("b.png", STATUS_ERROR, message="The file is empty."),
+             Assessment("c.png", STATUS_OK, 0.1, "NORMAL")]
+    rows = present.results_rows(items, threshold=0.5)
+    assert [r["file"] for r in rows] == ["a.png", "b.png", "c.png"]
+    assert rows[0]["p_pneumonia"] == 0.91234 and rows[1]["p_pneumonia"] is None
+    assert rows[1]["verdict"] == "" and rows[1]["message"] == "The file is empty."
+    table = list(csv.DictReader(io.StringIO(present.results_csv(items).decode())))
+    assert list(table[0]) == ["path", "status", "p_pneumonia", "label", "message"]
+    assert table[0]["p_pneumonia"] == "0.9123" and table[1]["status"] == STATUS_ERROR
+
+
+def test_verdict_cells_take_the_verdict_colour():
+    assert present.CLASS_COLOURS["PNEUMONIA"] in present.verdict_colour_css("Pneumonia likely, 80%")
+    assert present.CLASS_COLOURS["NORMAL"] in present.verdict_colour_css("No pneumonia detected, 3%")
+    assert present.NEUTRAL_COLOUR in present.verdict_colour_css("")
+
+
+def test_disclaimer_prints_in_a_core_pdf_font():
+    present.DISCLAIMER.encode("latin-1")
+    present.CAM_WORDS.encode("latin-1")
+
+
+def test_problem_text_names_the_file_and_the_reason():
+    from pneumo.predict import STATUS_REJECTED
+
+    broken = Assessment("b.png", STATUS_ERROR, message="The file is empty.")
+    assert present.problem_text(broken) == "`b.png` could not be read: The file is empty."
+    refused = Assessment("cat.jpg", STATUS_REJECTED, 0.3, message="Not a chest film.")
+    assert present.problem_text(refused) == "`cat.jpg` was not assessed: Not a chest film."

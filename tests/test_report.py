@@ -1,0 +1,59 @@
+"""pneumo.report: PNG and PDF bytes made in memory."""
+
+import re
+import zlib
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pneumo import report
+
+
+def _case(**changes) -> report.CaseReport:
+    film = np.tile(np.linspace(0, 255, 64, dtype=np.uint8), (64, 1))
+    overlay = np.stack([film, film[::-1], film], axis=-1)
+    fields = dict(film=film, overlay=overlay, p_pneumonia=0.8123, threshold=0.6, model_name="m",
+                  model_version="0123456789ab", method="Grad-CAM", interval=(0.7, 0.9),
+                  metadata={"view": "AP", "study_date": "20240101"},
+                  created=datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc))
+    return report.CaseReport(**{**fields, **changes})
+
+
+def test_png_round_trips():
+    image = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+    import io
+
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(report.png_bytes(image)))), image)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4), dtype=np.float32), np.zeros((4, 4, 4), dtype=np.uint8)])
+def test_png_refuses_other_arrays(bad):
+    with pytest.raises(ValueError, match="uint8"):
+        report.png_bytes(bad)
+
+
+def _page_text(pdf: bytes) -> str:
+    """The text drawn by the PDF's content streams (fpdf2 deflates them)."""
+    texts = []
+    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S):
+        try:
+            texts.append(zlib.decompress(stream).decode("latin-1"))
+        except zlib.error:
+            continue
+    return "".join(texts).replace("\\(", "(").replace("\\)", ")")
+
+
+def test_pdf_is_one_page_with_the_facts():
+    pdf = report.case_report_pdf(_case(attention_outside=True))
+    assert pdf.startswith(b"%PDF")
+    assert len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf)) == 1
+    text = _page_text(pdf)
+    for fact in ("Pneumonia likely, 81%", "0.8123", "0.6000", "m, version 0123456789ab", "Grad-CAM",
+                 "2026-01-02 03:04 UTC", "AP", "outside the lungs", "it does not diagnose"):
+        assert fact in text, fact
+
+
+def test_pdf_survives_names_outside_latin1():
+    assert report.case_report_pdf(_case(model_name="модель", interval=None)).startswith(b"%PDF")

@@ -1,0 +1,56 @@
+"""Drawing helpers more than one page uses. Each ``*_ui`` function draws and returns plain values."""
+
+from __future__ import annotations
+
+import html
+
+import streamlit as st
+
+from pneumo.present import DISCLAIMER, Verdict
+from pneumo.store import LoadedModel, ModelStoreError, store_dir
+
+NO_MODEL_STEPS = """
+**What to do**
+
+1. Train a model: `python -m pneumo train --data ../shared/data/chest_xray --out model_store/NAME`,
+   or restore the shipped one: `git checkout model_store`.
+2. If the models live elsewhere, start the app with `PNEUMO_MODEL_STORE=/path/to/store`.
+3. With several models in the store, write the one to use into `model_store/DEFAULT`.
+
+Then reload this page. The data explorer works without a model.
+"""
+
+
+def header_ui(loaded: LoadedModel | None) -> None:
+    """The line every page starts with: the disclaimer and the model in use."""
+    model = (f"Model **{loaded.name}**, version `{loaded.version}`." if loaded is not None
+             else "No model loaded.")
+    st.caption(f":material/info: {DISCLAIMER} {model}")
+
+
+def sidebar_model_ui(loaded: LoadedModel | None) -> None:
+    """The model in use, in the sidebar under the navigation."""
+    with st.sidebar:
+        if loaded is None:
+            st.caption("No model loaded")
+            return
+        st.caption(f"Model **{loaded.name}**  \nversion `{loaded.version}`  \n"
+                   f"input {loaded.input_size} x {loaded.input_size}, threshold {loaded.threshold:.3f}")
+
+
+def model_error_ui(error: ModelStoreError) -> None:
+    """Say that the model store cannot be used, why, and what to do about it."""
+    st.error(f"**The model cannot be used.** {error}", icon=":material/error:")
+    st.markdown(NO_MODEL_STEPS)
+    st.caption(f"Model store in effect: `{store_dir()}`")
+
+
+def verdict_ui(verdict: Verdict, title: str | None = None) -> None:
+    """The verdict in words, in its class colour (the same colour as its bar and table cell)."""
+    prefix = f"<span style='color:#5f6b73;font-weight:400'>{html.escape(title)}: </span>" if title else ""
+    st.markdown(
+        f"<div style='font-size:1.5rem;font-weight:650;color:{verdict.colour};"
+        f"border-left:6px solid {verdict.colour};padding:0.2rem 0 0.2rem 0.75rem;margin:0.25rem 0'>"
+        f"{prefix}{html.escape(verdict.text)}</div>",
+        unsafe_allow_html=True,
+    )
