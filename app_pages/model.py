@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pneumo import figures
+from pneumo import faithfulness, figures
 from pneumo.present import format_probability
 from pneumo.store import LoadedModel
 from ui import state
@@ -179,6 +179,36 @@ def threshold_explorer_ui(loaded: LoadedModel, ref: state.ModelRef) -> dict | No
     return chosen
 
 
+def explanations_ui(loaded: LoadedModel) -> None:
+    """How faithful the heatmaps are, as ``python -m pneumo explain-eval --save`` measured them."""
+    st.header("How far the heatmaps can be trusted")
+    result = faithfulness.read_explanations(loaded.path, loaded.card.get("sha256"))
+    if result is None:
+        st.info("No explanation measurements are stored for this model file: run "
+                "`python -m pneumo explain-eval --data DIR --save`.")
+        return
+    st.caption(f"{result.get('n_films')} validation films. Deletion: removing the most salient "
+               "pixels first should make P(pneumonia) fall fast (lower is better); insertion: "
+               "revealing them first should make it rise fast (higher is better); 'beats random' is "
+               "the share of pneumonia films where the map does better than a random one. "
+               "Randomisation: rank correlation with the maps of the same network with random "
+               "weights (low is good). Border: share of the map's weight in the film's outer band.")
+    st.dataframe(pd.DataFrame(faithfulness.summary_rows(result)), hide_index=True, width="stretch",
+                 key="explanations_table")
+    note = faithfulness.canvas_note(result)
+    if note:
+        st.caption(f"Note: {note}")
+    scope = loaded.card.get("guard")
+    if scope:
+        st.header("Out-of-scope guard")
+        validation = scope.get("validation", {})
+        st.markdown(
+            f"Films that are not frontal chest films of young children are refused. On validation, "
+            f"{validation.get('rejected', '?')} of {validation.get('n', '?')} real films were refused; "
+            f"AUROC against the out-of-scope evaluation set: "
+            f"{_show(scope.get('out_of_scope', {}).get('auroc'), 4)}.")
+
+
 def main() -> None:
     """Draw the model card."""
     loaded = state.require_model()
@@ -194,6 +224,7 @@ def main() -> None:
         curves_ui(loaded, chosen)
     else:
         st.info("This model's card holds no validation figures.")
+    explanations_ui(loaded)
     architecture_ui(loaded)
     training_ui(loaded.card)
 

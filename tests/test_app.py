@@ -329,3 +329,18 @@ def test_an_out_of_scope_image_is_withheld_until_an_expert_asks(model_name) -> N
     at.toggle[0].set_value(True).run()
     assert not at.exception
     assert any("OUT OF SCOPE" in e.value for e in at.error)
+
+
+def test_model_card_shows_the_stored_explanation_figures(model_name) -> None:
+    from pneumo import faithfulness
+
+    loaded = store.load(model_name)
+    stored = faithfulness.read_explanations(loaded.path, loaded.card["sha256"])
+    at = _open(PAGES[3])
+    assert not at.exception
+    if stored is None:
+        assert any("No explanation measurements" in i.value for i in at.info)
+        return
+    table = next(d for d in at.dataframe if "deletion_auc" in d.value.columns)
+    assert list(table.value["method"])[0] == "Grad-CAM"
+    assert table.value["deletion_auc"].iloc[0] == pytest.approx(stored["gradcam"]["deletion_auc"])
