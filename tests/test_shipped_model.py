@@ -40,7 +40,7 @@ def test_recorded_validation_auc_reproduces_from_the_validation_films(shipped, t
     records = data.find_films(train_dir.parent, splits=("train", "val"))
     _, val = data.split_by_patient(records, split["val_fraction"], split["seed"])
     assert validation_names_sha256(val) == split["validation_films_sha256"]
-    results = list(Classifier(shipped).assess_many((str(r.path), r.path) for r in val))
+    results = list(Classifier(shipped, guard=None).assess_many((str(r.path), r.path) for r in val))
     assert all(r.status == STATUS_OK for r in results)
     auc = roc_auc_score(data.labels_of(val), [r.p_pneumonia for r in results])
     assert auc == pytest.approx(shipped.card["validation"]["roc_auc"], abs=0.005)
