@@ -47,14 +47,15 @@ def architecture_ui(loaded: LoadedModel) -> None:
     """The model's make-up and what it expects."""
     card = loaded.card
     st.header("Architecture")
-    min_sensitivity = card.get("operating_point", {}).get("min_sensitivity", "?")
+    operating = card.get("operating_point", {})
+    rule = operating.get("rule", f"validation sensitivity of at least {operating.get('min_sensitivity', '?')}")
     facts = {
         "Architecture": f"{card.get('architecture', '?')}, {card.get('parameters', 0):,} parameters",
         "Input": f"{loaded.input_size} x {loaded.input_size} grayscale, 0-255 (scaled inside the model)",
         "Output": card.get("output", "P(pneumonia)"),
         "Calibration": f"temperature scaling, T = {card.get('temperature', float('nan')):.3f}",
-        "Operating threshold": f"{format_probability(loaded.threshold)}, the highest threshold with "
-                               f"validation sensitivity of at least {min_sensitivity}",
+        "Operating threshold": f"{format_probability(loaded.threshold)}: {rule} "
+                               f"({operating.get('min_sensitivity', '?')})",
         "Explained layer": f"`{loaded.explain_layer}`",
         "Created": card.get("created", "?"),
         "Version": f"`{loaded.version}` (sha256 of the model file: `{card.get('sha256', '')}`)",
