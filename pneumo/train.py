@@ -130,7 +130,8 @@ def train(config: TrainConfig, log=print) -> Path:
         keras.callbacks.CSVLogger(checkpoint_dir / "history.csv"),
     ]
     history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
-                        class_weight=class_weights(y_train), callbacks=callbacks, shuffle=False, verbose=2)
+                        class_weight=class_weights(y_train), callbacks=callbacks, shuffle=False,
+                        verbose=1 if sys.stdout.isatty() else 2)  # a bar on a terminal, a line per epoch in a log
     model = keras.saving.load_model(checkpoint, compile=False)  # the best epoch
     val_auc = history.history["val_auc"]
     best_epoch = int(np.argmax(val_auc)) + 1
