@@ -1,0 +1,60 @@
+"""Several users at once: eight browser sessions uploading different films at the same
+moment each get their own correct result, and memory stays flat over 200 predictions.
+
+The work is done by scripts/load_check.py (``python -m scripts.load_check`` prints the same
+figures); these tests assert on what it measures and print its summary (see it with ``-s``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from pneumo import store
+from scripts import load_check
+
+pytestmark = pytest.mark.slow
+
+SESSIONS = 8
+SESSIONS_LIMIT_S = 90.0  # the whole test: server start, first render, eight sessions
+PREDICTIONS = 200
+
+
+@pytest.fixture(scope="module")
+def loaded() -> store.LoadedModel:
+    """The store's default model, as the app loads it."""
+    try:
+        return store.load()
+    except store.ModelStoreError as error:
+        pytest.skip(f"needs a model in the store: {error}")
+
+
+@pytest.mark.browser
+def test_eight_sessions_at_once_each_get_their_own_result(loaded: store.LoadedModel, tmp_path: Path) -> None:
+    if not load_check.CHROMIUM.exists():
+        pytest.skip(f"needs Debian's Chromium at {load_check.CHROMIUM} (make chromium)")
+    pytest.importorskip("playwright.async_api")
+    from pneumo.predict import Classifier
+
+    started = time.perf_counter()
+    films = load_check.expected_results(Classifier(loaded), SESSIONS)
+    with load_check.serve_app(tmp_path / "server.log") as server:
+        run = load_check.run_sessions(server, films)
+    elapsed = time.perf_counter() - started
+    print(f"\n{load_check.format_sessions(run)}\n  whole test {elapsed:.1f} s")
+    assert sorted(r.film for r in run.results) == sorted(f.path.name for f in films)
+    # Each page: exactly its own film's probability, its own name and no other's, no traceback,
+    # no error alert, no JavaScript error (SessionResult.problems says which failed).
+    assert {r.film: r.problems for r in run.results if r.problems} == {}
+    assert [r.shown for r in run.results] == [[f.probability] for f in films]
+    assert run.log_problems == []
+    assert elapsed < SESSIONS_LIMIT_S
+
+
+def test_memory_stays_flat_over_200_predictions(loaded: store.LoadedModel) -> None:
+    run = load_check.memory_check(loaded, PREDICTIONS)
+    print(f"\n{load_check.format_memory(run)}")
+    assert run.predictions == PREDICTIONS
+    assert run.growth_mb < load_check.GROWTH_LIMIT_MB
