@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 from pneumo import store
 from pneumo.present import DISCLAIMER, format_probability
 from pneumo.store import ModelStoreError
+from dicom_films import IDENTIFIERS, make_dicom
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -152,30 +153,11 @@ def test_batch_table_csv_and_broken_file_in_place(model_name, film) -> None:
 
 
 def test_dicom_shows_safe_metadata_only(model_name) -> None:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "Doe^Jane", "SECRET-ID-42", "20200101"
-    ds.Modality, ds.ViewPosition, ds.StudyDate = "DX", "AP", "20240315"
     film = np.asarray(Image.open(_films("NORMAL", 1)[0]).convert("L"), dtype=np.uint16) * 16  # 12-bit
-    ds.Rows, ds.Columns = film.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = film.tobytes()
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-
-    at = _upload(_open(PAGES[1]), ("film.dcm", buffer.getvalue(), "application/dicom"))
+    at = _upload(_open(PAGES[1]), ("film.dcm", make_dicom(film), "application/dicom"))
     text = _texts(at)
     assert "DICOM header" in text and "**AP**" in text and "**DX**" in text and "20240315" in text
-    for secret in ("Doe", "SECRET-ID-42", "20200101"):
+    for secret in ("Doe", *IDENTIFIERS.values()):
         assert secret not in text
 
 

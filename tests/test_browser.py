@@ -14,16 +14,13 @@ from pathlib import Path
 import pytest
 
 from pneumo import store
-from scripts.load_check import serve_app
+from scripts.load_check import CHROMIUM, CHROMIUM_ARGS, serve_app
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 DATA = ROOT.parent / "shared" / "data" / "chest_xray" / "train"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 STARTUP_S = 90
 FIRST_RENDER_MS = 90_000
 RESULT_MS = 30_000

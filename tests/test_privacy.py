@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
 import logging
 import os
 import re
@@ -43,6 +42,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from pneumo import store
+from dicom_films import IDENTIFIERS, SAFE_FIELDS, make_dicom
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -50,9 +50,6 @@ DATA = ROOT.parent / "shared" / "data" / "chest_xray" / "train"
 DIAGNOSE = "app_pages/diagnose.py"
 TIMEOUT_S = 90
 
-IDENTIFIERS = {"PatientName": "Doe^Jane", "PatientID": "SECRET-ID-42",
-               "PatientBirthDate": "20200101", "AccessionNumber": "ACC-99887"}
-SAFE_FIELDS = {"Modality": "DX", "ViewPosition": "AP", "StudyDate": "20240315"}
 IDENTIFIER_PATTERNS = (*(re.escape(value) for value in IDENTIFIERS.values()),
                        r"\bDoe\b", r"\bJane\b", r"2020-01-01")
 """The identifiers as written in the header, and the ways code would reformat them."""
@@ -94,34 +91,6 @@ def real_film() -> Path:
     if not films:
         pytest.skip(f"the real films are not at {DATA}")
     return films[0]
-
-
-def make_dicom(pixels: np.ndarray | None) -> bytes:
-    """A DICOM file with patient identifiers and safe fields; 12-bit pixels, or none at all.
-
-    Args:
-        pixels: uint16 (rows, columns) in 0-4095, or None for a header without pixel data.
-    """
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    for keyword, value in {**IDENTIFIERS, **SAFE_FIELDS}.items():
-        setattr(ds, keyword, value)
-    if pixels is not None:
-        ds.Rows, ds.Columns = pixels.shape
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-        ds.PixelData = pixels.astype(np.uint16).tobytes()
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
 
 
 @functools.cache
