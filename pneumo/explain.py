@@ -8,9 +8,7 @@ transparent dark blue (no weight) through green and yellow to red (most weight).
 
 from __future__ import annotations
 
-import contextlib
-import io
-import warnings
+import functools
 
 import numpy as np
 
@@ -78,14 +76,17 @@ class Explainer:
         from tf_keras_vis.scorecam import Scorecam
         from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
 
-        model = loaded.model
+        model = listed_input_view(loaded.model)
         self.layer = loaded.explain_layer
         self.size = loaded.input_size
         # clone=True: the shared, cached model is never modified.
+        scorecam = Scorecam(listed_input_view(two_class_view(loaded.model)), clone=True)
+        # Score-CAM scores its masked films with predict(), whose progress bar is not for the user.
+        scorecam.model.predict = functools.partial(scorecam.model.predict, verbose=0)
         self._methods = {
             "gradcam": Gradcam(model, model_modifier=ReplaceToLinear(), clone=True),
             "gradcam_pp": GradcamPlusPlus(model, model_modifier=ReplaceToLinear(), clone=True),
-            "scorecam": Scorecam(two_class_view(model), clone=True),
+            "scorecam": scorecam,
             "saliency": Saliency(model, model_modifier=ReplaceToLinear(), clone=True),
         }
 
@@ -123,20 +124,16 @@ class Explainer:
         return self._maps(explainer, method, score, inputs)
 
     def _maps(self, explainer, method: str, score, inputs: np.ndarray) -> np.ndarray:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            # tf-keras-vis feeds a bare list where Keras expects the named input (harmless),
-            # and Score-CAM's inner predict() draws a progress bar: neither is for the user.
-            warnings.filterwarnings("ignore", message="The structure of `inputs`")
-            if method == "saliency":
-                maps = explainer(score, inputs, keepdims=False)
-            elif method == "scorecam":
-                maps = explainer(score, inputs, penultimate_layer=self.layer,
-                                 seek_penultimate_conv_layer=False,
-                                 max_N=SCORECAM_MAX_CHANNELS, batch_size=SCORECAM_MAX_CHANNELS)
-            else:
-                # The named layer itself (after batch norm and ReLU), not the convolution before it.
-                maps = explainer(score, inputs, penultimate_layer=self.layer,
-                                 seek_penultimate_conv_layer=False)
+        if method == "saliency":
+            maps = explainer(score, inputs, keepdims=False)
+        elif method == "scorecam":
+            maps = explainer(score, inputs, penultimate_layer=self.layer,
+                             seek_penultimate_conv_layer=False,
+                             max_N=SCORECAM_MAX_CHANNELS, batch_size=SCORECAM_MAX_CHANNELS)
+        else:
+            # The named layer itself (after batch norm and ReLU), not the convolution before it.
+            maps = explainer(score, inputs, penultimate_layer=self.layer,
+                             seek_penultimate_conv_layer=False)
         maps = np.nan_to_num(np.asarray(maps, dtype=np.float32).reshape(len(inputs), self.size, self.size))
         return np.clip(maps, 0.0, 1.0)
 
@@ -148,6 +145,17 @@ class Explainer:
 
 BORDER_MARGIN = 0.12
 """The border band: this fraction of the side on each edge (42% of the film's area)."""
+
+
+def listed_input_view(model):
+    """The same model taking its input as a one-element list, the structure tf-keras-vis passes.
+
+    Called with a bare tensor's list, a model with one named input warns on every call;
+    this view shares the layers and weights and does not.
+    """
+    import keras
+
+    return keras.Model([model.input], model.output, name=f"{model.name}_listed")
 
 
 def two_class_view(model):

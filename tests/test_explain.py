@@ -24,6 +24,19 @@ def test_maps_have_the_input_size_and_unit_range(explainer, film_input, method):
     assert 0.0 <= heat.min() and heat.max() <= 1.0
 
 
+@pytest.mark.parametrize("method", list(explain.METHODS))
+def test_maps_print_and_warn_nothing(explainer, film_input, method, capfd):
+    import warnings
+
+    explainer.heatmap(film_input, method)  # first call builds the graph
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        explainer.heatmaps(np.stack([film_input] * 2), method)
+    assert [str(w.message) for w in caught] == []
+    assert capfd.readouterr().out == ""  # no progress bar on a server's stdout
+
+
 def test_batch_maps_match_single_maps(explainer, film_input):
     batch = explainer.heatmaps(np.stack([film_input, film_input[::-1]]), "gradcam")
     np.testing.assert_allclose(batch[0], explainer.heatmap(film_input, "gradcam"), atol=1e-4)
