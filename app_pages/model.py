@@ -188,17 +188,26 @@ def explanations_ui(loaded: LoadedModel) -> None:
         st.info("No explanation measurements are stored for this model file: run "
                 "`python -m pneumo explain-eval --data DIR --save`.")
         return
-    st.caption(f"{result.get('n_films')} validation films. Deletion: removing the most salient "
-               "pixels first should make P(pneumonia) fall fast (lower is better); insertion: "
-               "revealing them first should make it rise fast (higher is better); 'beats random' is "
-               "the share of pneumonia films where the map does better than a random one. "
-               "Randomisation: rank correlation with the maps of the same network with random "
-               "weights (low is good). Border: share of the map's weight in the film's outer band.")
+    settings = result.get("settings", {})
+    st.caption(faithfulness.reading_guide(result))
     st.dataframe(pd.DataFrame(faithfulness.summary_rows(result)), hide_index=True, width="stretch",
                  key="explanations_table")
+    targets = result.get("targets") or {}
+    if targets:
+        st.dataframe(pd.DataFrame(faithfulness.target_rows(targets)), hide_index=True,
+                     key="explanation_targets")
     note = faithfulness.canvas_note(result)
     if note:
         st.caption(f"Note: {note}")
+    curves = result.get("curves")
+    if curves and curves.get("fraction"):
+        left, right = st.columns(2)
+        left.plotly_chart(figures.faithfulness_curves_figure(curves, faithfulness.MAP_NAMES, "deletion"),
+                          key="deletion_curves")
+        right.plotly_chart(figures.faithfulness_curves_figure(curves, faithfulness.MAP_NAMES, "insertion"),
+                           key="insertion_curves")
+        st.caption(f"Mean over the {result.get('n_pneumonia')} pneumonia films; removed pixels are "
+                   f"taken from the {settings.get('canvas', '?')} canvas.")
     scope = loaded.card.get("guard")
     if scope:
         st.header("Out-of-scope guard")

@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                               help="what removed pixels become: the blurred film (RISE) or a normal film")
     explain_eval.add_argument("--steps", type=int, default=24, help="deletion/insertion steps")
     explain_eval.add_argument("--seed", type=int, default=0)
+    explain_eval.add_argument("--random-models", type=int, default=5,
+                              help="random-weights models each map is compared with (randomisation check)")
     explain_eval.add_argument("--save", action="store_true",
                               help="store the results beside the model (validation films only)")
     explain_eval.set_defaults(handler=run_explain_eval)
@@ -328,6 +330,8 @@ def run_explain_eval(args) -> int:
     started = time.time()
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be at least 1, got {args.limit}.")
+    if args.random_models < 1:
+        raise UserError(f"--random-models must be at least 1, got {args.random_models}.")
     if not Path(args.data).is_dir():
         raise UserError(f"No such data folder: {args.data}")
     loaded = store.load(args.model)
@@ -339,7 +343,8 @@ def run_explain_eval(args) -> int:
     print(f"explain-eval: model {loaded.name}, {len(chosen)} of {len(records)} {films} films "
           f"of {args.data}", file=sys.stderr)
     inputs = data.load_inputs(chosen, loaded.input_size)
-    config = faithfulness.FaithfulnessConfig(steps=args.steps, canvas=args.canvas, seed=args.seed)
+    config = faithfulness.FaithfulnessConfig(steps=args.steps, canvas=args.canvas, seed=args.seed,
+                                             randomization_models=args.random_models)
     result = faithfulness.measure(loaded, inputs, data.labels_of(chosen), config,
                                   progress=lambda line: print(f"  {time.time() - started:5.0f} s  {line}",
                                                               file=sys.stderr, flush=True))

@@ -196,6 +196,39 @@ def threshold_sweep_figure(sweep: dict, threshold: float, operating: float) -> g
     return _style(fig, "Validation figures at every threshold", legend=dict(orientation="h", y=-0.25))
 
 
+CURVE_STYLES = {"gradcam": dict(color="#b3261e", width=3), "gradcam_pp": dict(color="#c77c02", width=2),
+                "scorecam": dict(color="#6a3d9a", width=2), "saliency": dict(color="#1f5f8b", width=2),
+                "random": dict(color=GUIDE_COLOUR, width=2, dash="dot"),
+                "gaussian": dict(color=GUIDE_COLOUR, width=2, dash="dash")}
+
+
+def faithfulness_curves_figure(curves: dict, names: dict[str, str], kind: str = "deletion") -> go.Figure:
+    """Mean deletion or insertion curves: P(pneumonia) against the share of pixels changed.
+
+    Args:
+        curves: ``{"fraction": [...], name: {"deletion": [...], "insertion": [...]}}``, as
+            :func:`pneumo.faithfulness.summarize` stores them.
+        names: map key -> name shown (methods, then baselines); keys without curves are skipped.
+        kind: ``"deletion"`` or ``"insertion"``.
+    """
+    if kind not in ("deletion", "insertion"):
+        raise ValueError(f"kind must be 'deletion' or 'insertion', got {kind!r}")
+    fig = go.Figure()
+    for key, name in names.items():
+        values = (curves.get(key) or {}).get(kind)
+        if not values:
+            continue
+        fig.add_trace(go.Scatter(x=curves["fraction"], y=values, mode="lines", name=name,
+                                 line=CURVE_STYLES.get(key, dict(width=2)),
+                                 hovertemplate=f"{name}: %{{x:.0%}} changed, P %{{y:.3f}}<extra></extra>"))
+    verb = "removed" if kind == "deletion" else "revealed"
+    fig.update_xaxes(range=[0, 1], tickformat=".0%", title=f"share of pixels {verb}, most salient first")
+    fig.update_yaxes(range=[0, 1.02], title="mean P(pneumonia)")
+    better = "lower" if kind == "deletion" else "higher"
+    return _style(fig, f"{kind.capitalize()} ({better} is better)", height=340,
+                  legend=dict(orientation="h", y=-0.3))
+
+
 def _add_points(fig: go.Figure, points: dict[str, tuple[float, float]] | None) -> None:
     symbols = ("circle", "diamond", "square")
     for index, (label, (x, y)) in enumerate((points or {}).items()):

@@ -106,6 +106,27 @@ def test_rank_correlations_of_a_map_with_itself_are_one_and_constant_maps_undefi
     assert math.isnan(faithfulness.rank_correlations(maps[:1], flat)[0])
 
 
+def test_randomisation_is_averaged_over_random_models_and_keeps_each_ones_figure():
+    rng = np.random.default_rng(1)
+    own = rng.random((4, 16, 16))
+    same, opposite = own.copy(), 1.0 - own  # rho +1 and -1 on every film
+    unrelated = rng.random((4, 16, 16))
+    unrelated[0] = 0.5  # a constant map: undefined for that film, left out of the means
+    random_maps = [{"m": same}, {"m": opposite}, {"m": unrelated}]
+    films = faithfulness.per_film_figures({"m": own}, random_maps, {"m": {
+        "deletion": np.zeros((0, 3)), "insertion": np.zeros((0, 3))}})["m"]
+    by_model = films["randomization_spearman_by_model"]
+    assert by_model.shape == (3, 4) and math.isnan(by_model[2, 0])
+    np.testing.assert_allclose(by_model[:2], [[1.0] * 4, [-1.0] * 4])
+    np.testing.assert_allclose(films["randomization_spearman"][0], 0.0)  # (1 - 1) / 2: NaN left out
+    figures = faithfulness.summarize_method(films, {b: films for b in faithfulness.BASELINES})
+    assert figures["randomization_spearman_by_model"][:2] == pytest.approx([1.0, -1.0])
+    assert figures["randomization_spearman_max_model"] == pytest.approx(1.0)
+    assert figures["randomization_spearman"] == pytest.approx(films["randomization_spearman"].mean())
+    assert figures["randomization_undefined"] == 0
+    assert faithfulness._round(by_model)[2][0] is None  # JSON-ready, nested
+
+
 def test_randomized_model_keeps_the_architecture_and_changes_the_weights(tiny_model):
     random = faithfulness.randomized_model(tiny_model, seed=3)
     again = faithfulness.randomized_model(tiny_model, seed=3)
@@ -195,6 +216,20 @@ def test_check_targets():
     assert checks["gradcam.border_share_median_max"] == {"value": 0.2, "target": 0.15, "met": False}
 
 
+def test_target_rows_and_reading_guide_say_what_was_measured():
+    result = {"gradcam": {"deletion_beats_random": 0.95, "insertion_beats_random": 0.5,
+                          "randomization_spearman": 0.1, "border_share_median": 0.2,
+                          "randomization_spearman_by_model": [0.31, -0.12, None]},
+              "n_films": 7, "settings": {"canvas": "normal", "randomization_models": 3}}
+    rows = faithfulness.target_rows(faithfulness.check_targets(result))
+    assert rows[0] == {"target": "Grad-CAM: deletion beats random on at least 0.9", "measured": 0.95,
+                       "met": "yes"}
+    assert [r["met"] for r in rows] == ["yes", "no", "yes", "no"]
+    guide = faithfulness.reading_guide(result)
+    assert "7 validation films" in guide and "normal canvas" in guide
+    assert "averaged over 3 random models (Grad-CAM: -0.12 to 0.31" in guide
+
+
 def test_save_and_read_explanations(tmp_path):
     result = {"model_sha256": "abc", "gradcam": {"deletion_auc": 0.3}}
     path = faithfulness.save_explanations(result, tmp_path)
@@ -222,7 +257,7 @@ def test_cli_writes_every_method_with_its_figures(tiny_store, tiny_split, tmp_pa
     monkeypatch.setenv("PNEUMO_MODEL_STORE", str(tiny_store))
     out = tmp_path / "explain.json"
     assert main(["explain-eval", "--data", str(tiny_split), "--json", str(out), "--steps", "4",
-                 "--canvas", canvas]) == 0
+                 "--canvas", canvas, "--random-models", "2"]) == 0
     result = json.loads(out.read_text())
     assert result["n_films"] == 6 and result["films"] == "all" and result["n_pneumonia"] == 3
     for method in explain.METHODS:
@@ -234,6 +269,8 @@ def test_cli_writes_every_method_with_its_figures(tiny_store, tiny_split, tmp_pa
         assert figures["n_films"] == 6 and figures["n_curve_films"] == 3
     assert set(result["baselines"]) == {"random", "gaussian"}
     assert len(result["curves"]["fraction"]) == 5 and result["settings"]["canvas"] == canvas
+    assert len(result["gradcam"]["randomization_spearman_by_model"]) == 2
+    assert len(result["per_film"]["gradcam"]["randomization_spearman_by_model"]) == 2
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -241,6 +278,7 @@ def test_cli_writes_every_method_with_its_figures(tiny_store, tiny_split, tmp_pa
     (["--data", "{split}", "--split", "validation"], "does not hold this model's training data"),
     (["--data", "{split}", "--save"], "validation films only"),
     (["--data", "{split}", "--limit", "0"], "--limit must be at least 1"),
+    (["--data", "{split}", "--random-models", "0"], "--random-models must be at least 1"),
 ])
 def test_cli_mistakes_are_one_sentence(tiny_store, tiny_split, monkeypatch, capsys, argv, message):
     monkeypatch.setenv("PNEUMO_MODEL_STORE", str(tiny_store))

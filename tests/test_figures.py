@@ -36,6 +36,18 @@ def test_card_figures_build_from_curves():
     assert np.asarray(heat.z) == pytest.approx(np.array([[5 / 6, 1 / 6], [2 / 9, 7 / 9]]))
 
 
+def test_faithfulness_curves_figure_draws_each_map_with_curves():
+    curves = {"fraction": [0, 0.5, 1], "gradcam": {"deletion": [0.9, 0.2, 0.1], "insertion": [0.1, 0.8, 0.9]},
+              "random": {"deletion": [0.9, 0.6, 0.1], "insertion": [0.1, 0.3, 0.9]}}
+    names = {"gradcam": "Grad-CAM", "scorecam": "Score-CAM", "random": "Random map"}
+    fig = figures.faithfulness_curves_figure(curves, names, "deletion")
+    assert [t.name for t in fig.data] == ["Grad-CAM", "Random map"]  # no curves, no trace
+    assert list(fig.data[0].y) == [0.9, 0.2, 0.1]
+    assert list(figures.faithfulness_curves_figure(curves, names, "insertion").data[1].y) == [0.1, 0.3, 0.9]
+    with pytest.raises(ValueError, match="kind"):
+        figures.faithfulness_curves_figure(curves, names, "both")
+
+
 def test_profile_figures_build_from_a_profile():
     profile = {
         "films": {"train": {"NORMAL": 3, "PNEUMONIA": 5}, "val": {"NORMAL": 1, "PNEUMONIA": 2}},
