@@ -2,8 +2,11 @@
 
 Geometry (rotation, shear, zoom, shift, optional horizontal flip) is one
 projective warp per film; intensity (brightness, contrast, gamma, noise) imitates
-the spread of exposure and processing between X-ray machines. A random patch near
-the border is blanked so that markers and text printed on films cannot be relied on.
+the spread of exposure and processing between X-ray machines. A Gaussian blur of
+random strength imitates soft films (a child who moved, a low-resolution scan), so
+that sharpness itself cannot pass for evidence: a model trained without it reads
+a blurred normal film as pneumonia. A random patch near the border is blanked so
+that markers and text printed on films cannot be relied on.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ class AugmentConfig:
     contrast: float = 0.3  # factor in [1 - contrast, 1 + contrast]
     gamma: float = 0.3  # exponent in [1 / (1 + gamma), 1 + gamma]
     noise: float = 0.02  # largest noise std, fraction of full scale
+    blur: float = 0.016  # largest blur sigma, fraction of the side (3 px at 192 px)
+    blur_chance: float = 0.35  # chance of blurring a film
     border_erase: float = 0.5  # chance of blanking one patch at the border
 
     def to_dict(self) -> dict:
@@ -43,6 +48,7 @@ def make_augment(config: AugmentConfig = AugmentConfig()):
 
     def augment(images, seed):
         seed = tf.cast(tf.reshape(seed, [2]), tf.int64)
+        side = images.shape[2]  # static, read before the warp loses it
         n = tf.shape(images)[0]
         height = tf.cast(tf.shape(images)[1], tf.float32)
         width = tf.cast(tf.shape(images)[2], tf.float32)
@@ -71,7 +77,8 @@ def make_augment(config: AugmentConfig = AugmentConfig()):
             fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST",
         )
 
-        x = images / 255.0
+        x = _blur(images, uniform([n], seed, 0.0, config.blur, 13),
+                  uniform([n], seed, 0.0, 1.0, 14) < config.blur_chance, config.blur, side) / 255.0
         gamma = tf.exp(uniform([n, 1, 1, 1], seed, -1.0, 1.0, 7) * math.log(1 + config.gamma))
         x = tf.pow(tf.clip_by_value(x, 1e-6, 1.0), gamma)
         mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
@@ -84,6 +91,38 @@ def make_augment(config: AugmentConfig = AugmentConfig()):
         return tf.clip_by_value(x, 0.0, 1.0) * 255.0
 
     return augment
+
+
+def _blur(images, sigmas, active, max_sigma: float, side: int | None):
+    """Each film blurred with its own Gaussian where ``active``.
+
+    ``sigmas`` (n,) and ``max_sigma`` are fractions of ``side``, the films' side in
+    pixels, which must be known when the graph is built (it sets the kernel's reach). The films are moved to the
+    channel axis so that one depthwise convolution applies a different kernel to each;
+    edges are reflected, so borders keep their brightness.
+    """
+    import tensorflow as tf
+
+    if max_sigma <= 0:
+        return images
+    if side is None:
+        raise ValueError("blur needs films of a known size")
+    max_sigma = max_sigma * side
+    radius = int(math.ceil(3 * max_sigma))
+    sigmas = tf.clip_by_value(sigmas * side, 1e-3, max_sigma)
+    offsets = tf.cast(tf.range(-radius, radius + 1), tf.float32)
+    kernel = tf.exp(-0.5 * (offsets[tf.newaxis, :] / sigmas[:, tf.newaxis]) ** 2)  # (n, k)
+    kernel = kernel / tf.reduce_sum(kernel, axis=1, keepdims=True)
+    identity = tf.cast(tf.equal(offsets, 0.0), tf.float32)[tf.newaxis, :]
+    kernel = tf.where(active[:, tf.newaxis], kernel, identity)
+    k = 2 * radius + 1
+    films = tf.transpose(images, [3, 1, 2, 0])  # (1, h, w, n)
+    films = tf.pad(films, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    columns = tf.reshape(tf.transpose(kernel), [k, 1, -1, 1])
+    rows = tf.reshape(tf.transpose(kernel), [1, k, -1, 1])
+    films = tf.nn.depthwise_conv2d(films, columns, strides=[1, 1, 1, 1], padding="VALID")
+    films = tf.nn.depthwise_conv2d(films, rows, strides=[1, 1, 1, 1], padding="VALID")
+    return tf.transpose(films, [3, 1, 2, 0])
 
 
 def _border_patch_keep(shape, seed, chance):

@@ -102,5 +102,59 @@ def test_augment_changes_films_but_keeps_them_films():
     assert out.shape == x.shape
     assert np.abs(out - x).mean() > 1.0
     flat = make_augment(AugmentConfig(rotation_deg=0, shear=0, zoom=0, shift=0, brightness=0,
-                                      contrast=0, gamma=0, noise=0, border_erase=0))
+                                      contrast=0, gamma=0, noise=0, blur=0, border_erase=0))
     np.testing.assert_allclose(flat(tf.constant(x), tf.constant([1, 2], tf.int64)).numpy(), x, atol=0.01)
+
+
+def _input(path, size: int) -> np.ndarray:
+    from pneumo.io import read_film
+    from pneumo.preprocess import to_model_input
+
+    return to_model_input(read_film(path), size)
+
+
+ONLY_BLUR = dict(rotation_deg=0, shear=0, zoom=0, shift=0, brightness=0, contrast=0, gamma=0, noise=0,
+                 border_erase=0)
+
+
+def test_blur_softens_each_film_by_its_own_amount(normal_film):
+    import tensorflow as tf
+    from scipy import ndimage
+
+    film = _input(normal_film, 96)
+    batch = np.repeat(film[None], 8, axis=0).astype(np.float32)
+    out = make_augment(AugmentConfig(**ONLY_BLUR, blur=0.03, blur_chance=1.0))(
+        tf.constant(batch), tf.constant([4, 5], tf.int64)).numpy()
+
+    def detail(image):  # energy of the finest structure
+        return float(np.abs(ndimage.laplace(image[..., 0].astype(np.float64))).mean())
+
+    details = [detail(image) for image in out]
+    assert max(details) < detail(film)  # every film lost detail...
+    assert max(details) - min(details) > 0.1 * detail(film)  # ...each by its own, drawn amount
+    # Reflected edges: a blur moves brightness around but does not darken the film.
+    np.testing.assert_allclose(out.mean(axis=(1, 2, 3)), film.mean(), rtol=0.01)
+
+
+def test_blur_matches_a_gaussian_filter_and_skips_inactive_films(normal_film):
+    import tensorflow as tf
+    from scipy import ndimage
+
+    from pneumo.augment import _blur
+
+    film = _input(normal_film, 96)[None].repeat(2, axis=0).astype(np.float32)
+    sigma_px = 2.0
+    out = _blur(tf.constant(film), tf.constant([sigma_px / 96] * 2), tf.constant([True, False]),
+                max_sigma=3.0 / 96, side=96).numpy()
+    expected = ndimage.gaussian_filter(film[0, ..., 0], sigma_px, mode="mirror", truncate=4.5)
+    assert np.abs(out[0, ..., 0] - expected).max() < 1.0  # in 0-255 units
+    np.testing.assert_allclose(out[1], film[1], atol=1e-3)
+
+
+def test_blur_is_off_with_a_zero_chance(normal_film):
+    import tensorflow as tf
+
+    film = _input(normal_film, 64)[None].astype(np.float32)
+    out = make_augment(AugmentConfig(**ONLY_BLUR, blur=0.05, blur_chance=0.0))(
+        tf.constant(film), tf.constant([1, 1], tf.int64)).numpy()
+    np.testing.assert_allclose(out, film, atol=0.01)
