@@ -37,6 +37,18 @@ def test_maps_print_and_warn_nothing(explainer, film_input, method, capfd):
     assert capfd.readouterr().out == ""  # no progress bar on a server's stdout
 
 
+def test_scorecam_scores_like_stock_tf_keras_vis(tiny_model, explainer, film_input):
+    from tf_keras_vis.scorecam import Scorecam
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    stock = Scorecam(explain.two_class_view(tiny_model.model), clone=True)  # stock predict()
+    expected = stock(CategoricalScore(1), film_input[None], penultimate_layer=tiny_model.explain_layer,
+                     seek_penultimate_conv_layer=False, max_N=explain.SCORECAM_MAX_CHANNELS,
+                     batch_size=explain.SCORECAM_MAX_CHANNELS)
+    expected = np.clip(np.nan_to_num(np.asarray(expected, np.float32)[0]), 0, 1)
+    np.testing.assert_allclose(explainer.heatmap(film_input, "scorecam"), expected, atol=1e-5)
+
+
 def test_batch_maps_match_single_maps(explainer, film_input):
     batch = explainer.heatmaps(np.stack([film_input, film_input[::-1]]), "gradcam")
     np.testing.assert_allclose(batch[0], explainer.heatmap(film_input, "gradcam"), atol=1e-4)
