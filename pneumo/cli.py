@@ -97,8 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--split", choices=("validation", "train", "val", "test", "all"),
         help="which films: the model's patient-grouped validation films (default when DATA holds "
              "its training data), a Kaggle split, or all; otherwise test if present, else all")
-    explain_eval.add_argument("--canvas", choices=("blur", "normal"), default="blur",
-                              help="what removed pixels become: the blurred film (RISE) or a normal film")
+    explain_eval.add_argument("--canvas", choices=("mean", "normal", "blur"), default="mean",
+                              help="what removed pixels become: the mean normal film of the set, "
+                                   "one normal film, or the blurred film (RISE)")
     explain_eval.add_argument("--steps", type=int, default=24, help="deletion/insertion steps")
     explain_eval.add_argument("--seed", type=int, default=0)
     explain_eval.add_argument("--random-models", type=int, default=5,

@@ -24,13 +24,19 @@ Three measurements, each on a model's own films:
 * **Border share**: the share of a map's weight in the outer band of the film
   (:func:`pneumo.explain.border_share`), where markers and text sit.
 
-The canvas: ``"blur"`` (default) is a Gaussian blur of the film, RISE's insertion
-canvas, used here for deletion too so both curves run between the same two images
-and the removed pixels keep the film's local brightness (a black or flat grey
-patch is a shape of its own the model can react to). ``"normal"`` takes the
-removed pixels from a normal film of the same set instead: a counterfactual
-canvas for models that read a featureless film as pneumonia, which makes a blur
-carry evidence *for* pneumonia (see ``canvas_p_pneumonia`` in the results).
+The canvas is what removed pixels become. A deletion curve can only fall as far as
+the canvas's own score, so the canvas must be something the model reads as *no
+pneumonia*; otherwise the curves say little (:func:`canvas_note` warns).
+
+* ``"mean"`` (default): the pixel-wise mean of the normal films of the set, an
+  average normal chest in the same framing. Removing a region puts back what a
+  normal chest looks like there on average, with no other patient's anatomy pasted
+  in and nothing drawn at random (the expected-value baseline of attribution methods).
+* ``"normal"``: a seeded normal film of the set for each pneumonia film, one other
+  child's chest.
+* ``"blur"``: the film's own Gaussian blur, RISE's insertion canvas. A model that
+  reads opacity rightly keeps a blurred consolidation as pneumonia, so for this task
+  a blur removes little evidence; it is kept to compare with RISE.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ from pneumo.store import LoadedModel
 EXPLANATIONS_FILE = "explanations.json"
 """Written beside ``card.json`` in a model's folder by :func:`save_explanations`."""
 
-CANVASES = ("blur", "normal")
+CANVASES = ("mean", "normal", "blur")
 SPLIT_CHOICES = ("validation", "train", "val", "test", "all")
 BASELINES = {"random": "Random map", "gaussian": "Centred Gaussian"}
 """Baseline key -> name shown to people."""
@@ -84,7 +90,7 @@ class FaithfulnessConfig:
     """
 
     steps: int = 24
-    canvas: str = "blur"
+    canvas: str = "mean"
     blur_sigma: float = 5 / 224
     gaussian_sigma: float = 0.25
     methods: tuple[str, ...] = tuple(explain.METHODS)
@@ -294,8 +300,8 @@ def measure(loaded: LoadedModel, inputs: np.ndarray, labels: np.ndarray,
         ``"per_film"``, ``"settings"`` and ``n_films``.
 
     Raises:
-        ValueError: no films, inputs of the wrong shape, or the ``"normal"`` canvas
-            without normal films.
+        ValueError: no films, inputs of the wrong shape, or the ``"mean"`` or
+            ``"normal"`` canvas without normal films.
     """
     from pneumo.predict import Classifier
 
@@ -346,17 +352,20 @@ def measure_curves(score: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray
 
 def make_canvases(inputs: np.ndarray, labels: np.ndarray, indices: np.ndarray,
                   config: FaithfulnessConfig) -> np.ndarray:
-    """The canvas of each film in ``indices``: its blur, or a seeded normal film of the set.
+    """The canvas of each film in ``indices``: the mean normal film, a seeded normal film, or its blur.
 
     Raises:
-        ValueError: the ``"normal"`` canvas with no normal film in the set.
+        ValueError: the ``"mean"`` or ``"normal"`` canvas with no normal film in the set.
     """
     films = inputs[indices].astype(np.float32)
     if config.canvas == "blur":
         return blur_canvas(films, config.blur_sigma * inputs.shape[1])
     normals = np.flatnonzero(labels == 0)
     if not len(normals):
-        raise ValueError("the 'normal' canvas needs normal films among the films measured")
+        raise ValueError(f"the {config.canvas!r} canvas needs normal films among the films measured")
+    if config.canvas == "mean":
+        mean = inputs[normals].astype(np.float32).mean(axis=0)
+        return np.broadcast_to(mean, films.shape)
     rng = np.random.default_rng([config.seed, 2])
     return inputs[rng.choice(normals, size=len(indices))].astype(np.float32)
 
@@ -571,10 +580,10 @@ def canvas_note(result: dict, min_drop: float = MIN_SCORE_DROP) -> str | None:
     film_p, canvas_p = settings.get("film_p_pneumonia"), settings.get("canvas_p_pneumonia")
     if film_p is None or canvas_p is None or film_p - canvas_p >= min_drop:
         return None
-    other = "normal" if settings.get("canvas") == "blur" else "blur"
+    others = " or ".join(f"--canvas {c}" for c in CANVASES if c != settings.get("canvas"))
     return (f"the {settings.get('canvas')} canvas alone scores P(pneumonia) {canvas_p:.3f} against "
             f"{film_p:.3f} for the films, so removing pixels cannot lower the score much and the "
-            f"deletion and insertion figures say little; compare with --canvas {other}.")
+            f"deletion and insertion figures say little; compare with {others}.")
 
 
 # --- which films, and where results go ----------------------------------------------------

@@ -198,11 +198,29 @@ def test_select_records_without_a_recorded_split(tmp_path, tiny_card):
     assert faithfulness.select_records(root, tiny_card, "all")[1] == "all"
 
 
+def test_canvases_take_the_normal_films_of_the_set():
+    rng = np.random.default_rng(0)
+    inputs = rng.uniform(0, 255, (5, 8, 8, 1)).astype(np.float32)
+    labels = np.array([0, 1, 0, 1, 1])
+    positives = np.flatnonzero(labels == 1)
+    mean = faithfulness.make_canvases(inputs, labels, positives, faithfulness.FaithfulnessConfig(canvas="mean"))
+    assert mean.shape == (3, 8, 8, 1)
+    np.testing.assert_allclose(mean[2], (inputs[0] + inputs[2]) / 2, rtol=1e-6)
+    normal = faithfulness.make_canvases(inputs, labels, positives, faithfulness.FaithfulnessConfig(canvas="normal"))
+    assert all(any(np.array_equal(c, inputs[i]) for i in (0, 2)) for c in normal)
+    blur = faithfulness.make_canvases(inputs, labels, positives, faithfulness.FaithfulnessConfig(canvas="blur"))
+    assert np.ptp(blur[0]) < np.ptp(inputs[1])  # smoother than the film it blurs
+    for canvas in ("mean", "normal"):
+        with pytest.raises(ValueError, match="needs normal films"):
+            faithfulness.make_canvases(inputs[positives], labels[positives], np.arange(3),
+                                       faithfulness.FaithfulnessConfig(canvas=canvas))
+
+
 def test_canvas_note_warns_only_when_the_canvas_scores_like_the_films():
     def result(film_p, canvas_p):
         return {"settings": {"canvas": "blur", "film_p_pneumonia": film_p, "canvas_p_pneumonia": canvas_p}}
 
-    assert "--canvas normal" in faithfulness.canvas_note(result(0.95, 0.97))
+    assert "compare with --canvas mean or --canvas normal." in faithfulness.canvas_note(result(0.95, 0.97))
     assert faithfulness.canvas_note(result(0.95, 0.10)) is None
 
 
@@ -252,7 +270,7 @@ def tiny_split(tmp_path_factory, train_dir) -> Path:
     return root
 
 
-@pytest.mark.parametrize("canvas", ["blur", "normal"])
+@pytest.mark.parametrize("canvas", faithfulness.CANVASES)
 def test_cli_writes_every_method_with_its_figures(tiny_store, tiny_split, tmp_path, monkeypatch, canvas):
     monkeypatch.setenv("PNEUMO_MODEL_STORE", str(tiny_store))
     out = tmp_path / "explain.json"
