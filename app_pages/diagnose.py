@@ -103,6 +103,9 @@ def overlay_ui(item: Assessment, file_id: str, classifier: Classifier,
                  width="stretch")
         if warning:
             st.warning(warning, icon=":material/warning:")
+        note = present.map_note(item.p_pneumonia, classifier.threshold)
+        if note:
+            st.info(note, icon=":material/info:")
         legend_ui()
     return film, painted, method, warning is not None
 

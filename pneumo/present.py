@@ -36,6 +36,22 @@ CAM_WORDS = (
 )
 """What the overlay's colour scale means, next to its legend."""
 
+NORMAL_MAP_WORDS = (
+    "This film is read as normal, so there is little evidence of pneumonia for the map to show. "
+    "Each map is scaled to its own strongest region: here its warm spots are the faintest traces, "
+    "not a finding."
+)
+"""Beside the overlay of a film below the threshold (see :func:`map_note`)."""
+
+
+def map_note(p_pneumonia: float, threshold: float) -> str | None:
+    """What to say beside a film's overlay about how much its map means, or None.
+
+    Maps are scaled per film, so a film read as normal still shows a warm spot; the
+    note keeps a reader from taking that spot for a finding.
+    """
+    return NORMAL_MAP_WORDS if p_pneumonia < threshold else None
+
 
 
 

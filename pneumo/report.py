@@ -17,7 +17,7 @@ from PIL import Image
 
 from pneumo.figures import colour_scale_strip
 from pneumo.explain import ATTENTION_WARNING
-from pneumo.present import CAM_WORDS, DISCLAIMER, format_probability, verdict_for
+from pneumo.present import CAM_WORDS, DISCLAIMER, format_probability, map_note, verdict_for
 
 PAGE_MARGIN_MM = 15
 IMAGE_WIDTH_MM = 85
@@ -169,6 +169,9 @@ def _write_images(pdf: FPDF, report: CaseReport) -> None:
     pdf.cell(IMAGE_WIDTH_MM / 2, 4, "most weight", align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
     pdf.multi_cell(0, 4.5, _latin1(CAM_WORDS), new_x="LMARGIN", new_y="NEXT")
+    note = map_note(report.p_pneumonia, report.threshold)
+    if note:
+        pdf.multi_cell(0, 4.5, _latin1(note), new_x="LMARGIN", new_y="NEXT")
 
 
 def _write_footer(pdf: FPDF, attention_outside: bool) -> None:

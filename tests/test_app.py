@@ -124,6 +124,19 @@ def test_diagnose_methods_and_opacity_rerun_without_error(model_name, film) -> N
     assert any("Grad-CAM++" in c for image in at.image for c in image.captions)
 
 
+def test_only_a_film_read_as_normal_gets_the_map_note(model_name, film) -> None:
+    from pneumo.predict import Classifier
+    from pneumo.present import NORMAL_MAP_WORDS
+
+    normal = _films("NORMAL", 1)[0]
+    classifier = Classifier(store.load())
+    assert classifier.assess(normal, name=normal.name).p_pneumonia < classifier.threshold
+    at = _upload(_open(PAGES[1]), (normal.name, normal.read_bytes(), "image/jpeg"))
+    assert NORMAL_MAP_WORDS in [i.value for i in at.info]
+    assert classifier.assess(film[1], name=film[0]).p_pneumonia >= classifier.threshold
+    assert NORMAL_MAP_WORDS not in [i.value for i in _upload(_open(PAGES[1]), film).info]
+
+
 def test_attention_outside_the_lungs_is_flagged(model_name, film, monkeypatch: pytest.MonkeyPatch) -> None:
     from pneumo import explain
 

@@ -24,6 +24,12 @@ def test_verdict_at_the_threshold_is_pneumonia():
     assert clear.colour == present.CLASS_COLOURS["NORMAL"]
 
 
+def test_map_note_only_beside_films_read_as_normal():
+    assert present.map_note(0.12, threshold=0.74) == present.NORMAL_MAP_WORDS
+    assert present.map_note(0.74, threshold=0.74) is None  # at the threshold: pneumonia
+    assert present.map_note(0.99, threshold=0.74) is None
+
+
 def test_rows_and_csv_keep_order_and_errors():
     items = [Assessment("a.png", STATUS_OK, 0.91234, "PNEUMONIA"),
              Assessment("b.png", STATUS_ERROR, message="The file is empty."),

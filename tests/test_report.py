@@ -55,5 +55,11 @@ def test_pdf_is_one_page_with_the_facts():
         assert fact in text, fact
 
 
+def test_pdf_of_a_film_read_as_normal_says_its_map_is_no_finding():
+    normal = _page_text(report.case_report_pdf(_case(p_pneumonia=0.05)))
+    assert "not a finding" in normal and "No pneumonia detected" in normal
+    assert "not a finding" not in _page_text(report.case_report_pdf(_case()))
+
+
 def test_pdf_survives_names_outside_latin1():
     assert report.case_report_pdf(_case(model_name="модель", interval=None)).startswith(b"%PDF")
