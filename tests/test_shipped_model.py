@@ -34,14 +34,49 @@ def test_card_documents_what_inference_needs(shipped):
     assert profile["n_films"] == card["training"]["n_train"] + card["training"]["n_val"]
 
 
-@pytest.mark.slow
-def test_recorded_validation_auc_reproduces_from_the_validation_films(shipped, train_dir):
+def _validation_records(shipped, train_dir) -> list[data.FilmRecord]:
     split = shipped.card["training"]["split"]
     records = data.find_films(train_dir.parent, splits=("train", "val"))
     _, val = data.split_by_patient(records, split["val_fraction"], split["seed"])
     assert validation_names_sha256(val) == split["validation_films_sha256"]
+    return val
+
+
+@pytest.mark.slow
+def test_recorded_validation_auc_reproduces_from_the_validation_films(shipped, train_dir):
+    val = _validation_records(shipped, train_dir)
     results = list(Classifier(shipped, guard=None).assess_many((str(r.path), r.path) for r in val))
     assert all(r.status == STATUS_OK for r in results)
     auc = roc_auc_score(data.labels_of(val), [r.p_pneumonia for r in results])
     assert auc == pytest.approx(shipped.card["validation"]["roc_auc"], abs=0.005)
     json.dumps(shipped.card)  # the card is plain JSON
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sigma", [0.01, 0.015])
+def test_a_soft_normal_film_is_not_read_as_pneumonia(shipped, train_dir, sigma):
+    """A child who moved or a low-resolution scan gives a soft film: softness is not pneumonia.
+
+    Every validation normal film is blurred with a Gaussian of ``sigma`` of the side
+    (1% is 2 px at 192 px, 20 px on a 2,000-px film); the share read as pneumonia may
+    rise by 3 points at most.
+    """
+    from scipy import ndimage
+
+    normals = [r for r in _validation_records(shipped, train_dir) if r.label == 0]
+    inputs = data.load_inputs(normals, shipped.input_size).astype("float32")
+    classifier = Classifier(shipped, guard=None)
+    threshold = shipped.card["threshold"]
+    sharp = (classifier.predict_inputs(inputs, 64) >= threshold).mean()
+    px = sigma * shipped.input_size
+    soft = (classifier.predict_inputs(ndimage.gaussian_filter(inputs, (0, px, px, 0)), 64) >= threshold).mean()
+    assert len(normals) > 200
+    assert soft <= sharp + 0.03, f"{soft:.3f} of soft normal films read as pneumonia, {sharp:.3f} when sharp"
+
+
+def test_stored_explanation_figures_are_for_the_shipped_model_file(shipped):
+    from pneumo import faithfulness
+
+    result = faithfulness.read_explanations(shipped.path, shipped.card["sha256"])
+    assert result is not None, "explanations.json is missing or was measured on another model file"
+    assert result["films"] == "validation" and result["n_films"] >= 100
