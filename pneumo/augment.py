@@ -97,9 +97,9 @@ def _blur(images, sigmas, active, max_sigma: float, side: int | None):
     """Each film blurred with its own Gaussian where ``active``.
 
     ``sigmas`` (n,) and ``max_sigma`` are fractions of ``side``, the films' side in
-    pixels, which must be known when the graph is built (it sets the kernel's reach). The films are moved to the
-    channel axis so that one depthwise convolution applies a different kernel to each;
-    edges are reflected, so borders keep their brightness.
+    pixels, which must be known when the graph is built (it sets the kernel's reach).
+    The films are moved to the channel axis so that one depthwise convolution applies
+    a different kernel to each; edges are reflected, so borders keep their brightness.
     """
     import tensorflow as tf
 

@@ -439,7 +439,8 @@ def per_film_figures(maps: dict[str, np.ndarray], random_maps: Sequence[dict[str
         if random_maps and name in random_maps[0]:
             by_model = np.stack([rank_correlations(stack, model_maps[name]) for model_maps in random_maps])
             figures["randomization_spearman_by_model"] = by_model  # (models, n)
-            figures["randomization_spearman"] = _nanmean(by_model, axis=0)
+            # Mean over the models that gave a map; NaN (no warning) where none did.
+            figures["randomization_spearman"] = np.ma.masked_invalid(by_model).mean(axis=0).filled(np.nan)
         films[name] = figures
     return films
 
@@ -730,15 +731,6 @@ def _round(values, digits: int = 4) -> list:
     rounded = np.round(values, digits).astype(object)
     rounded[np.isnan(values)] = None
     return rounded.tolist()
-
-
-def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
-    """Mean over ``axis`` ignoring NaN; NaN (without a warning) where every value is NaN."""
-    values = np.asarray(values, dtype=np.float64)
-    defined = ~np.isnan(values)
-    counts = defined.sum(axis=axis)
-    totals = np.where(defined, values, 0.0).sum(axis=axis)
-    return np.where(counts > 0, totals / np.maximum(counts, 1), np.nan)
 
 
 def _fmt(value) -> str:

@@ -53,8 +53,6 @@ def map_note(p_pneumonia: float, threshold: float) -> str | None:
     return NORMAL_MAP_WORDS if p_pneumonia < threshold else None
 
 
-
-
 @dataclass(frozen=True)
 class Verdict:
     """A probability judged at the model's operating threshold.

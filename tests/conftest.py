@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,17 @@ def tiny_model(tiny_store):
     from pneumo import store
 
     return store.load("tiny", tiny_store)
+
+
+@pytest.fixture
+def tampered_copy(tmp_path):
+    """``tamper(store, name, file)``: a copy of a model store with one byte appended to a model's file."""
+
+    def tamper(source: Path, name: str, file: str) -> Path:
+        copy = tmp_path / "tampered_store"
+        shutil.copytree(source, copy)
+        path = copy / name / file
+        path.write_bytes(path.read_bytes() + b"\0")
+        return copy
+
+    return tamper

@@ -172,11 +172,8 @@ def test_persistence_round_trip(guarded_store, fitted, split_inputs):
     json.dumps(section)  # the card section is plain JSON
 
 
-def test_an_altered_guard_file_is_refused(guarded_store, tmp_path):
-    copy = tmp_path / "store"
-    shutil.copytree(guarded_store, copy)
-    path = copy / "tiny" / guard.GUARD_FILE
-    path.write_bytes(path.read_bytes() + b"\0")
+def test_an_altered_guard_file_is_refused(guarded_store, tampered_copy):
+    copy = tampered_copy(guarded_store, "tiny", guard.GUARD_FILE)
     with pytest.raises(store.ModelStoreError, match="integrity check"):
         Classifier(store.load("tiny", copy))
 

@@ -19,11 +19,8 @@ def test_round_trip_keeps_weights_and_records_the_checksum(tiny_store, tiny_mode
     np.testing.assert_allclose(np.asarray(reloaded.model(x)), np.asarray(tiny_model.model(x)))
 
 
-def test_a_changed_model_file_is_refused(tiny_store, tmp_path):
-    copy = tmp_path / "store"
-    shutil.copytree(tiny_store, copy)
-    path = copy / "tiny" / store.MODEL_FILE
-    path.write_bytes(path.read_bytes() + b"\0")
+def test_a_changed_model_file_is_refused(tiny_store, tampered_copy):
+    copy = tampered_copy(tiny_store, "tiny", store.MODEL_FILE)
     with pytest.raises(store.ModelStoreError, match="integrity check"):
         store.load("tiny", copy)
 
