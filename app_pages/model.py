@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from pneumo import faithfulness, figures
-from pneumo.present import format_probability
+from pneumo.present import border_training_note, format_probability
 from pneumo.store import LoadedModel
 from ui import state
 
@@ -77,6 +77,8 @@ def training_ui(card: dict) -> None:
     )
     if training.get("command"):
         st.code(training["command"], language="bash")
+    if note := border_training_note(card):
+        st.caption(note)
     st.page_link("app_pages/explorer.py", label="Explore the training data", icon=":material/dataset:")
 
 

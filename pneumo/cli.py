@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-minutes", type=float, default=58.0, help="time budget of the run")
     train.add_argument("--horizontal-flip", action="store_true", help="also flip films left-right")
     train.add_argument("--weights", help="local weights file for a backbone (default: from scratch)")
+    train.add_argument("--border-penalty", type=float,
+                       help="weight of the loss on the share of the decision taken from the film's "
+                            "border band (default: the training configuration's)")
     train.add_argument("--limit", type=int, help="train on this many films only (smoke runs)")
     train.add_argument("--checkpoint-dir", help="where checkpoints go (default runs/NAME)")
     train.set_defaults(handler=run_train)
@@ -144,6 +147,7 @@ def run_train(args) -> int:
         max_minutes=args.max_minutes, weights=args.weights, limit=args.limit,
         augment=AugmentConfig(horizontal_flip=args.horizontal_flip),
         checkpoint_dir=args.checkpoint_dir,
+        **({} if args.border_penalty is None else {"border_penalty": args.border_penalty}),
     )
     train(config, log=lambda message: print(message, flush=True))
     return 0

@@ -144,6 +144,30 @@ BORDER_MARGIN = 0.12
 """The border band: this fraction of the side on each edge (42% of the film's area)."""
 
 
+def cell_paint(cells: int, size: int, margin: float = BORDER_MARGIN) -> tuple[np.ndarray, np.ndarray]:
+    """The weight each feature cell paints on the film: in the border band, and in all.
+
+    A Grad-CAM map is the explained layer's (cells, cells) grid enlarged to the film by
+    linear interpolation, as tf-keras-vis does it, so the map's :func:`border_share` is
+    ``sum(grid * band) / sum(grid * whole)`` for any grid of non-negative weights.
+
+    Returns:
+        (band, whole): float64 (cells, cells) each.
+    """
+    from scipy.ndimage import zoom
+
+    band, whole = np.zeros((cells, cells)), np.zeros((cells, cells))
+    edge = int(round(size * margin))  # as border_share draws the band
+    for i in range(cells):
+        for j in range(cells):
+            one = np.zeros((cells, cells))
+            one[i, j] = 1.0
+            painted = np.clip(zoom(one, size / cells, order=1), 0.0, None)
+            whole[i, j] = painted.sum()
+            band[i, j] = whole[i, j] - painted[edge:size - edge, edge:size - edge].sum()
+    return band, whole
+
+
 def _direct_predict(model):
     """``model.predict`` as direct calls, batch by batch.
 

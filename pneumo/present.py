@@ -53,6 +53,23 @@ def map_note(p_pneumonia: float, threshold: float) -> str | None:
     return NORMAL_MAP_WORDS if p_pneumonia < threshold else None
 
 
+def border_training_note(card: dict) -> str | None:
+    """How the model was taught to keep its evidence off the film's border, from its card, or None."""
+    from pneumo.explain import BORDER_MARGIN
+
+    training = card.get("training") or {}
+    weight = (training.get("config") or {}).get("border_penalty")
+    if not weight:
+        return None
+    text = ("Trained to take its evidence from the thorax: its training loss adds the share of the "
+            f"decision's weight that comes from the film's outer {BORDER_MARGIN:.0%} band, where "
+            f"markers and text sit (weight {weight:g}).")
+    shares, best = (training.get("history") or {}).get("val_border_share") or [], training.get("best_epoch")
+    if isinstance(best, int) and 0 < best <= len(shares):
+        text += f" At the epoch kept, that share was {shares[best - 1]:.0%} on the validation films."
+    return text
+
+
 @dataclass(frozen=True)
 class Verdict:
     """A probability judged at the model's operating threshold.

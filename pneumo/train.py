@@ -19,7 +19,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from pneumo import calibration, data, metrics, models, ood, store
+from pneumo import calibration, data, explain, metrics, models, ood, store
 from pneumo.augment import AugmentConfig, make_augment
 from pneumo.profile import ProfileBuilder
 
@@ -66,6 +66,7 @@ class TrainConfig:
     weights: str | None = None
     limit: int | None = None  # use only this many training films (smoke runs)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    border_penalty: float = 0.0  # weight of BorderPenalized's loss term; 0 trains without it
     checkpoint_dir: str | None = None
 
 
@@ -109,11 +110,12 @@ def train(config: TrainConfig, log=print) -> Path:
 
     model = models.build(config.architecture, config.input_size, dropout=config.dropout,
                          weights=config.weights, width=config.width)
+    fitted = BorderPenalized(model, config.border_penalty)
     steps = int(np.ceil(len(x_train) / config.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=max(1, (config.epochs - 1) * steps), warmup_target=config.learning_rate,
         warmup_steps=steps, alpha=0.02)
-    model.compile(
+    fitted.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
         loss=keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing),
         metrics=[keras.metrics.AUC(num_thresholds=2000, name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
@@ -121,18 +123,19 @@ def train(config: TrainConfig, log=print) -> Path:
     train_ds = data.make_dataset(x_train, y_train, config.batch_size, training=True,
                                  augment=make_augment(config.augment), seed=config.seed)
     val_ds = data.make_dataset(x_val, y_val, 64, training=False)
-    checkpoint = checkpoint_dir / "best.keras"
+    checkpoint = checkpoint_dir / "best.weights.h5"
     callbacks = [
-        keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_auc", mode="max", save_best_only=True),
+        keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_auc", mode="max", save_best_only=True,
+                                        save_weights_only=True),
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.patience,
                                       restore_best_weights=True),
         TimeBudget(config.max_minutes * 60, started, log),
         keras.callbacks.CSVLogger(checkpoint_dir / "history.csv"),
     ]
-    history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
-                        class_weight=class_weights(y_train), callbacks=callbacks, shuffle=False,
-                        verbose=1 if sys.stdout.isatty() else 2)  # a bar on a terminal, a line per epoch in a log
-    model = keras.saving.load_model(checkpoint, compile=False)  # the best epoch
+    history = fitted.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
+                         class_weight=class_weights(y_train), callbacks=callbacks, shuffle=False,
+                         verbose=1 if sys.stdout.isatty() else 2)  # a bar on a terminal, a line per epoch in a log
+    fitted.load_weights(checkpoint)  # the best epoch
     val_auc = history.history["val_auc"]
     best_epoch = int(np.argmax(val_auc)) + 1
 
@@ -209,6 +212,41 @@ def train(config: TrainConfig, log=print) -> Path:
         log("no out-of-scope guard: it needs at least 10 training and 10 validation films")
     log(f"saved {folder} in {time.time() - started:.0f} s")
     return folder
+
+
+class BorderPenalized(keras.Model):
+    """Trains ``model`` to take its evidence from the thorax rather than the film's border band.
+
+    With global average pooling and one dense unit, the logit is the mean over the
+    pooled map's cells of each cell's contribution, ``features . kernel``: the
+    class-activation map, whose positive part is what Grad-CAM paints. The loss gains
+    ``weight`` times the share of that map's absolute weight painted in the border
+    band (:func:`pneumo.explain.cell_paint`), averaged over the batch. Either sign
+    counts, so the border can argue neither for pneumonia nor against it. Predictions
+    are ``model``'s own; with ``weight`` 0 it trains as ``model`` alone would. The
+    share is logged as ``border_share`` (``val_border_share`` on validation films).
+    """
+
+    def __init__(self, model, weight: float, margin: float = explain.BORDER_MARGIN):
+        super().__init__(name=f"{model.name}_fitting")
+        self.inner = model
+        self.weight = float(weight)
+        # The map global average pooling reduces: the explained layer's output (see pneumo.models).
+        self.probe = keras.Model(model.input, [model.output, model.get_layer("pool").input])
+        cells, size = self.probe.outputs[1].shape[1], model.input.shape[1]
+        self.band, self.whole = explain.cell_paint(cells, size, margin)
+        self.border_share = keras.metrics.Mean(name="border_share")
+
+    def call(self, inputs, training=False):
+        probs, features = self.probe(inputs, training=training)
+        kernel = self.inner.get_layer("logit").kernel[:, 0]
+        cam = keras.ops.abs(keras.ops.einsum("nhwc,c->nhw", features, kernel))
+        share = (keras.ops.sum(cam * self.band, axis=(1, 2))
+                 / (keras.ops.sum(cam * self.whole, axis=(1, 2)) + 1e-6))
+        self.border_share.update_state(share)
+        if training and self.weight:
+            self.add_loss(self.weight * keras.ops.mean(share))
+        return probs
 
 
 def validation_report(labels: np.ndarray, probs: np.ndarray, temperature: float,

@@ -103,6 +103,19 @@ def test_border_share():
     assert explain.border_share(np.zeros((10, 10))) == 0.0
 
 
+def test_cell_paint_gives_the_border_share_of_an_enlarged_grid():
+    from scipy.ndimage import zoom
+
+    grid = np.random.default_rng(0).random((6, 6)) ** 3
+    grid[0, 0] = 5.0  # a hot corner cell
+    band, whole = explain.cell_paint(6, 96)
+    painted = zoom(grid, 16, order=1)  # how tf-keras-vis enlarges a Grad-CAM grid
+    assert painted.shape == (96, 96)
+    assert explain.border_share(painted) == pytest.approx((grid * band).sum() / (grid * whole).sum(), rel=1e-9)
+    assert band[0, 0] / whole[0, 0] > 0.95  # a corner cell paints almost only the band
+    assert band[2:4, 2:4].max() == pytest.approx(0.0, abs=1e-9)  # the centre cells paint none of it
+
+
 def test_border_share_floor_weighs_only_the_warm_part():
     heat = np.full((100, 100), 0.3)  # a diffuse low tail everywhere, border included
     heat[40:60, 40:60] = 1.0

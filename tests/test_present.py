@@ -30,6 +30,19 @@ def test_map_note_only_beside_films_read_as_normal():
     assert present.map_note(0.99, threshold=0.74) is None
 
 
+def test_border_training_note_reads_the_card():
+    card = {"training": {"config": {"border_penalty": 1.0}, "best_epoch": 2,
+                         "history": {"val_border_share": [0.31, 0.087, 0.05]}}}
+    note = present.border_training_note(card)
+    assert "outer 12% band" in note and "(weight 1)" in note
+    assert "that share was 9% on the validation films" in note  # epoch 2's, not the last one's
+    del card["training"]["history"]
+    assert "validation films" not in present.border_training_note(card)
+    card["training"]["config"]["border_penalty"] = 0.0
+    assert present.border_training_note(card) is None
+    assert present.border_training_note({}) is None
+
+
 def test_rows_and_csv_keep_order_and_errors():
     items = [Assessment("a.png", STATUS_OK, 0.91234, "PNEUMONIA"),
              Assessment("b.png", STATUS_ERROR, message="The file is empty."),
