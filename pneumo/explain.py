@@ -156,16 +156,14 @@ def cell_paint(cells: int, size: int, margin: float = BORDER_MARGIN) -> tuple[np
     """
     from scipy.ndimage import zoom
 
-    band, whole = np.zeros((cells, cells)), np.zeros((cells, cells))
-    edge = int(round(size * margin))  # as border_share draws the band
+    whole, share = np.zeros((cells, cells)), np.zeros((cells, cells))
     for i in range(cells):
         for j in range(cells):
             one = np.zeros((cells, cells))
             one[i, j] = 1.0
-            painted = np.clip(zoom(one, size / cells, order=1), 0.0, None)
-            whole[i, j] = painted.sum()
-            band[i, j] = whole[i, j] - painted[edge:size - edge, edge:size - edge].sum()
-    return band, whole
+            painted = zoom(one, size / cells, order=1)
+            whole[i, j], share[i, j] = painted.sum(), border_share(painted, margin)
+    return whole * share, whole
 
 
 def _direct_predict(model):

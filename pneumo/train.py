@@ -233,14 +233,14 @@ class BorderPenalized(keras.Model):
         self.weight = float(weight)
         # The map global average pooling reduces: the explained layer's output (see pneumo.models).
         self.probe = keras.Model(model.input, [model.output, model.get_layer("pool").input])
+        self.logit = model.get_layer("logit")
         cells, size = self.probe.outputs[1].shape[1], model.input.shape[1]
         self.band, self.whole = explain.cell_paint(cells, size, margin)
         self.border_share = keras.metrics.Mean(name="border_share")
 
     def call(self, inputs, training=False):
         probs, features = self.probe(inputs, training=training)
-        kernel = self.inner.get_layer("logit").kernel[:, 0]
-        cam = keras.ops.abs(keras.ops.einsum("nhwc,c->nhw", features, kernel))
+        cam = keras.ops.abs(keras.ops.einsum("nhwc,c->nhw", features, self.logit.kernel[:, 0]))
         share = (keras.ops.sum(cam * self.band, axis=(1, 2))
                  / (keras.ops.sum(cam * self.whole, axis=(1, 2)) + 1e-6))
         self.border_share.update_state(share)
