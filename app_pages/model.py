@@ -194,7 +194,7 @@ def explanations_ui(loaded: LoadedModel) -> None:
     st.caption(faithfulness.reading_guide(result))
     st.dataframe(pd.DataFrame(faithfulness.summary_rows(result)), hide_index=True, width="stretch",
                  key="explanations_table")
-    targets = result.get("targets") or {}
+    targets = faithfulness.check_targets(result)  # today's targets, from the stored figures
     if targets:
         st.dataframe(pd.DataFrame(faithfulness.target_rows(targets)), hide_index=True,
                      key="explanation_targets")

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--border-penalty", type=float,
                        help="weight of the loss on the share of the decision taken from the film's "
                             "border band (default: the training configuration's)")
+    train.add_argument("--border-allowance", type=float,
+                       help="border share each film may keep before --border-penalty applies "
+                            "(default: the training configuration's)")
     train.add_argument("--limit", type=int, help="train on this many films only (smoke runs)")
     train.add_argument("--checkpoint-dir", help="where checkpoints go (default runs/NAME)")
     train.set_defaults(handler=run_train)
@@ -148,6 +151,7 @@ def run_train(args) -> int:
         augment=AugmentConfig(horizontal_flip=args.horizontal_flip),
         checkpoint_dir=args.checkpoint_dir,
         **({} if args.border_penalty is None else {"border_penalty": args.border_penalty}),
+        **({} if args.border_allowance is None else {"border_allowance": args.border_allowance}),
     )
     train(config, log=lambda message: print(message, flush=True))
     return 0

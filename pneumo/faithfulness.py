@@ -66,6 +66,11 @@ TARGETS = {"gradcam": {"deletion_beats_random": 0.9, "insertion_beats_random": 0
                        "randomization_spearman_max": 0.3, "border_share_median_max": 0.15}}
 """What the product asks of Grad-CAM on the shipped model's validation films."""
 
+BASELINE_TARGETS = {"gradcam": {"deletion_auc": "gaussian"}}
+"""Method -> {figure: baseline whose figure it must beat}. Grad-CAM's deletion AUC must be
+below the centred Gaussian's: a map that does no better than "the middle of the film"
+shows a prior, not the evidence of this film."""
+
 MIN_SCORE_DROP = 0.25
 """Below this gap between the films' and their canvases' mean P(pneumonia), :func:`canvas_note` warns."""
 
@@ -489,6 +494,11 @@ def check_targets(result: dict) -> dict[str, dict]:
             value = figures.get(field)
             met = None if value is None else (value < target if at_most else value >= target)
             checks[f"{method}.{key}"] = {"value": value, "target": target, "met": met}
+        for field, baseline in BASELINE_TARGETS.get(method, {}).items():
+            value = figures.get(field)
+            target = (result.get("baselines", {}).get(baseline) or {}).get(field)
+            met = None if value is None or target is None else value < target
+            checks[f"{method}.{field}_below_{baseline}"] = {"value": value, "target": target, "met": met}
     return checks
 
 
@@ -531,12 +541,13 @@ def target_rows(targets: dict[str, dict]) -> list[dict]:
     words = {"deletion_beats_random": "deletion beats random on at least",
              "insertion_beats_random": "insertion beats random on at least",
              "randomization_spearman_max": "randomisation rank correlation below",
-             "border_share_median_max": "median border share below"}
+             "border_share_median_max": "median border share below",
+             "deletion_auc_below_gaussian": "deletion AUC below the centred Gaussian's"}
     rows = []
     for key, check in targets.items():
         method, _, figure = key.partition(".")
-        rows.append({"target": f"{MAP_NAMES.get(method, method)}: {words.get(figure, figure)} "
-                               f"{check['target']:g}",
+        bound = "n/a" if check["target"] is None else f"{check['target']:.3g}"
+        rows.append({"target": f"{MAP_NAMES.get(method, method)}: {words.get(figure, figure)} {bound}",
                      "measured": None if check["value"] is None else round(check["value"], 3),
                      "met": {True: "yes", False: "no", None: "n/a"}[check["met"]]})
     return rows

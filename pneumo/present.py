@@ -61,9 +61,15 @@ def border_training_note(card: dict) -> str | None:
     weight = (training.get("config") or {}).get("border_penalty")
     if not weight:
         return None
-    text = ("Trained to take its evidence from the thorax: its training loss adds the share of the "
-            f"decision's weight that comes from the film's outer {BORDER_MARGIN:.0%} band, where "
-            f"markers and text sit (weight {weight:g}).")
+    allowance = (training.get("config") or {}).get("border_allowance") or 0.0
+    band = f"the film's outer {BORDER_MARGIN:.0%} band, where markers and text sit"
+    if allowance:
+        text = ("Trained to take its evidence from the thorax: its training loss adds, for each film, "
+                f"how far the share of its Grad-CAM map in {band}, exceeds {allowance:.0%} "
+                f"(weight {weight:g}).")
+    else:
+        text = ("Trained to take its evidence from the thorax: its training loss adds the share of "
+                f"each film's Grad-CAM map in {band} (weight {weight:g}).")
     shares, best = (training.get("history") or {}).get("val_border_share") or [], training.get("best_epoch")
     if isinstance(best, int) and 0 < best <= len(shares):
         text += f" At the epoch kept, that share was {shares[best - 1]:.0%} on the validation films."

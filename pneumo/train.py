@@ -67,6 +67,7 @@ class TrainConfig:
     limit: int | None = None  # use only this many training films (smoke runs)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     border_penalty: float = 0.0  # weight of BorderPenalized's loss term; 0 trains without it
+    border_allowance: float = 0.0  # border share each film may keep before the penalty applies
     checkpoint_dir: str | None = None
 
 
@@ -110,7 +111,7 @@ def train(config: TrainConfig, log=print) -> Path:
 
     model = models.build(config.architecture, config.input_size, dropout=config.dropout,
                          weights=config.weights, width=config.width)
-    fitted = BorderPenalized(model, config.border_penalty)
+    fitted = BorderPenalized(model, config.border_penalty, allowance=config.border_allowance)
     steps = int(np.ceil(len(x_train) / config.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=max(1, (config.epochs - 1) * steps), warmup_target=config.learning_rate,
@@ -219,18 +220,20 @@ class BorderPenalized(keras.Model):
 
     With global average pooling and one dense unit, the logit is the mean over the
     pooled map's cells of each cell's contribution, ``features . kernel``: the
-    class-activation map, whose positive part is what Grad-CAM paints. The loss gains
-    ``weight`` times the share of that map's absolute weight painted in the border
-    band (:func:`pneumo.explain.cell_paint`), averaged over the batch. Either sign
-    counts, so the border can argue neither for pneumonia nor against it. Predictions
-    are ``model``'s own; with ``weight`` 0 it trains as ``model`` alone would. The
-    share is logged as ``border_share`` (``val_border_share`` on validation films).
+    class-activation map. Grad-CAM paints that map's positive part, rescaled from its
+    minimum to its maximum, so the share of the painted map in the border band
+    (:func:`pneumo.explain.cell_paint`) is the film's Grad-CAM border share. The loss
+    gains ``weight`` times the amount by which each film's share exceeds ``allowance``,
+    averaged over the batch: with an allowance, a lung field that reaches the band is
+    left alone and only maps that lean on it are pushed back. Predictions are
+    ``model``'s own; with ``weight`` 0 it trains as ``model`` alone would. The share is
+    logged as ``border_share`` (``val_border_share`` on validation films).
     """
 
-    def __init__(self, model, weight: float, margin: float = explain.BORDER_MARGIN):
+    def __init__(self, model, weight: float, margin: float = explain.BORDER_MARGIN, allowance: float = 0.0):
         super().__init__(name=f"{model.name}_fitting")
         self.inner = model
-        self.weight = float(weight)
+        self.weight, self.allowance = float(weight), float(allowance)
         # The map global average pooling reduces: the explained layer's output (see pneumo.models).
         self.probe = keras.Model(model.input, [model.output, model.get_layer("pool").input])
         self.logit = model.get_layer("logit")
@@ -240,12 +243,13 @@ class BorderPenalized(keras.Model):
 
     def call(self, inputs, training=False):
         probs, features = self.probe(inputs, training=training)
-        cam = keras.ops.abs(keras.ops.einsum("nhwc,c->nhw", features, self.logit.kernel[:, 0]))
-        share = (keras.ops.sum(cam * self.band, axis=(1, 2))
-                 / (keras.ops.sum(cam * self.whole, axis=(1, 2)) + 1e-6))
+        cam = keras.ops.relu(keras.ops.einsum("nhwc,c->nhw", features, self.logit.kernel[:, 0]))
+        painted = cam - keras.ops.min(cam, axis=(1, 2), keepdims=True)
+        share = (keras.ops.sum(painted * self.band, axis=(1, 2))
+                 / (keras.ops.sum(painted * self.whole, axis=(1, 2)) + 1e-6))
         self.border_share.update_state(share)
         if training and self.weight:
-            self.add_loss(self.weight * keras.ops.mean(share))
+            self.add_loss(self.weight * keras.ops.mean(keras.ops.relu(share - self.allowance)))
         return probs
 
 

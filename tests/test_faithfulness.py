@@ -232,6 +232,18 @@ def test_check_targets():
     assert checks["gradcam.insertion_beats_random"]["met"] is False
     assert checks["gradcam.randomization_spearman_max"]["met"] is True
     assert checks["gradcam.border_share_median_max"] == {"value": 0.2, "target": 0.15, "met": False}
+    assert checks["gradcam.deletion_auc_below_gaussian"]["met"] is None  # no figures to compare
+
+
+def test_gradcam_must_beat_the_centred_gaussian_on_deletion():
+    result = {"gradcam": {"deletion_auc": 0.40}, "baselines": {"gaussian": {"deletion_auc": 0.38}}}
+    check = faithfulness.check_targets(result)["gradcam.deletion_auc_below_gaussian"]
+    assert check == {"value": 0.40, "target": 0.38, "met": False}  # a centre prior, not evidence
+    result["baselines"]["gaussian"]["deletion_auc"] = 0.42
+    assert faithfulness.check_targets(result)["gradcam.deletion_auc_below_gaussian"]["met"] is True
+    row = faithfulness.target_rows(faithfulness.check_targets(result))[-1]
+    assert row == {"target": "Grad-CAM: deletion AUC below the centred Gaussian's 0.42", "measured": 0.4,
+                   "met": "yes"}
 
 
 def test_target_rows_and_reading_guide_say_what_was_measured():
@@ -242,7 +254,7 @@ def test_target_rows_and_reading_guide_say_what_was_measured():
     rows = faithfulness.target_rows(faithfulness.check_targets(result))
     assert rows[0] == {"target": "Grad-CAM: deletion beats random on at least 0.9", "measured": 0.95,
                        "met": "yes"}
-    assert [r["met"] for r in rows] == ["yes", "no", "yes", "no"]
+    assert [r["met"] for r in rows] == ["yes", "no", "yes", "no", "n/a"]
     guide = faithfulness.reading_guide(result)
     assert "7 validation films" in guide and "normal canvas" in guide
     assert "averaged over 3 random models (Grad-CAM: -0.12 to 0.31" in guide

@@ -36,6 +36,8 @@ def test_border_training_note_reads_the_card():
     note = present.border_training_note(card)
     assert "outer 12% band" in note and "(weight 1)" in note
     assert "that share was 9% on the validation films" in note  # epoch 2's, not the last one's
+    card["training"]["config"]["border_allowance"] = 0.1
+    assert "where markers and text sit, exceeds 10% (weight 1)" in present.border_training_note(card)
     del card["training"]["history"]
     assert "validation films" not in present.border_training_note(card)
     card["training"]["config"]["border_penalty"] = 0.0

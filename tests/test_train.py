@@ -67,6 +67,31 @@ def test_border_penalty_adds_its_loss_only_when_weighted(weight):
     assert probs.shape == (4, 1)
 
 
+def test_border_share_is_each_films_gradcam_border_share(tiny_model):
+    from pneumo import explain
+    from pneumo.train import BorderPenalized
+
+    x, _ = _films_with_evidence_in_centre_and_border(6, 64, np.random.default_rng(3))
+    maps = explain.Explainer(tiny_model).heatmaps(x, "gradcam")
+    painted = np.array([explain.border_share(m) for m in maps])
+    assert painted.std() > 0.01  # films that differ, so the comparison means something
+    fitted = BorderPenalized(tiny_model.model, 1.0)
+    for film, expected in zip(x, painted):
+        fitted.border_share.reset_state()
+        fitted(film[None])
+        assert float(fitted.border_share.result()) == pytest.approx(expected, abs=1e-4)
+    # Only the part of a film's share above the allowance is penalised.
+    allowance = float(np.median(painted))
+    hinged = BorderPenalized(tiny_model.model, 2.0, allowance=allowance)
+    penalties = []
+    for film in x:  # one call each: spatial dropout makes every training call differ
+        hinged.border_share.reset_state()
+        hinged(film[None], training=True)
+        share, penalties = float(hinged.border_share.result()), penalties + [float(hinged.losses[0])]
+        assert penalties[-1] == pytest.approx(2.0 * max(share - allowance, 0.0), abs=1e-5)
+    assert min(penalties) == 0.0 < max(penalties)  # films on both sides of the allowance
+
+
 @pytest.mark.slow
 def test_border_penalty_moves_the_evidence_off_the_border():
     import keras
