@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from pneumo import faithfulness, figures
-from pneumo.present import border_training_note, format_probability
+from pneumo.present import border_training_note, format_probability, training_run_text
 from pneumo.store import LoadedModel
 from ui import state
 
@@ -71,9 +71,7 @@ def training_ui(card: dict) -> None:
     st.header("Training data")
     st.markdown(
         f"{_count(training.get('n_train'))} training films and {_count(training.get('n_val'))} validation "
-        f"films. Split: {split.get('method', 'not recorded')}. Trained for "
-        f"{training.get('epochs_run', '?')} epochs (best: {training.get('best_epoch', '?')}) in "
-        f"{training.get('seconds', 0) / 60:.0f} minutes."
+        f"films. Split: {split.get('method', 'not recorded')}. {training_run_text(training)}"
     )
     if training.get("command"):
         st.code(training["command"], language="bash")

@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--border-allowance", type=float,
                        help="border share each film may keep before --border-penalty applies "
                             "(default: the training configuration's)")
+    train.add_argument("--start-from", metavar="FOLDER",
+                       help="continue from this stored model's weights (same shape, same "
+                            "validation films) instead of from scratch")
     train.add_argument("--limit", type=int, help="train on this many films only (smoke runs)")
     train.add_argument("--checkpoint-dir", help="where checkpoints go (default runs/NAME)")
     train.set_defaults(handler=run_train)
@@ -149,7 +152,7 @@ def run_train(args) -> int:
         val_fraction=args.val_fraction, seed=args.seed, patience=args.patience,
         max_minutes=args.max_minutes, weights=args.weights, limit=args.limit,
         augment=AugmentConfig(horizontal_flip=args.horizontal_flip),
-        checkpoint_dir=args.checkpoint_dir,
+        checkpoint_dir=args.checkpoint_dir, start_from=args.start_from,
         **({} if args.border_penalty is None else {"border_penalty": args.border_penalty}),
         **({} if args.border_allowance is None else {"border_allowance": args.border_allowance}),
     )

@@ -577,7 +577,8 @@ def format_summary(result: dict) -> str:
         lines.append(f"note: {note}")
     for key, check in result.get("targets", {}).items():
         verdict = {True: "met", False: "MISSED", None: "n/a"}[check["met"]]
-        lines.append(f"target {key} {check['target']}: {_fmt(check['value'])} {verdict}")
+        bound = "n/a" if check["target"] is None else f"{check['target']:.3g}"
+        lines.append(f"target {key} {bound}: {_fmt(check['value'])} {verdict}")
     return "\n".join(lines)
 
 

@@ -53,6 +53,19 @@ def map_note(p_pneumonia: float, threshold: float) -> str | None:
     return NORMAL_MAP_WORDS if p_pneumonia < threshold else None
 
 
+def training_run_text(training: dict) -> str:
+    """One sentence on how long a model trained and which epoch it kept, from its card's ``training``."""
+    epochs, minutes = training.get("epochs_run", "?"), (training.get("seconds") or 0) / 60
+    parent = training.get("start_from")
+    if not parent:
+        best = training.get("best_epoch", "?")
+        return f"Trained from scratch for {epochs} epochs (best: {best}) in {minutes:.0f} minutes."
+    created = str(parent.get("created") or "?")[:10]
+    return (f"Continued from model {parent.get('name', '?')} (created {created}, model file sha256 "
+            f"{str(parent.get('sha256') or '?')[:12]}...), trained on the same films, for {epochs} more "
+            f"epochs in {minutes:.0f} minutes; the last epoch is kept.")
+
+
 def border_training_note(card: dict) -> str | None:
     """How the model was taught to keep its evidence off the film's border, from its card, or None."""
     from pneumo.explain import BORDER_MARGIN

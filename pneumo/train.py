@@ -68,6 +68,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     border_penalty: float = 0.0  # weight of BorderPenalized's loss term; 0 trains without it
     border_allowance: float = 0.0  # border share each film may keep before the penalty applies
+    start_from: str | None = None  # a stored model's folder whose weights training continues from
     checkpoint_dir: str | None = None
 
 
@@ -102,6 +103,10 @@ def train(config: TrainConfig, log=print) -> Path:
     log(f"{len(records)} films; training on {len(train_records)}, validating on "
         f"{len(val_records)} (patient-grouped, seed {config.seed})")
 
+    start_weights, parent = starting_weights(config, val_records) if config.start_from else (None, None)
+    if parent:
+        log(f"continuing from {parent['name']} (created {parent['created']})")
+
     profile = ProfileBuilder(config.data)
     decode_start = time.time()
     x_train = data.load_inputs(train_records, config.input_size, observers=[profile.add])
@@ -111,6 +116,8 @@ def train(config: TrainConfig, log=print) -> Path:
 
     model = models.build(config.architecture, config.input_size, dropout=config.dropout,
                          weights=config.weights, width=config.width)
+    if parent:
+        model.set_weights(start_weights)
     fitted = BorderPenalized(model, config.border_penalty, allowance=config.border_allowance)
     steps = int(np.ceil(len(x_train) / config.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -125,20 +132,21 @@ def train(config: TrainConfig, log=print) -> Path:
                                  augment=make_augment(config.augment), seed=config.seed)
     val_ds = data.make_dataset(x_val, y_val, 64, training=False)
     checkpoint = checkpoint_dir / "best.weights.h5"
+    # A run that continues from a model keeps its last epoch: its first epochs are still
+    # close to that model, and validation AUC alone would keep the one that changed least.
     callbacks = [
-        keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_auc", mode="max", save_best_only=True,
+        keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_auc", mode="max", save_best_only=not parent,
                                         save_weights_only=True),
-        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.patience,
-                                      restore_best_weights=True),
         TimeBudget(config.max_minutes * 60, started, log),
         keras.callbacks.CSVLogger(checkpoint_dir / "history.csv"),
-    ]
+    ] + ([] if parent else [keras.callbacks.EarlyStopping(
+        monitor="val_auc", mode="max", patience=config.patience, restore_best_weights=True)])
     history = fitted.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
                          class_weight=class_weights(y_train), callbacks=callbacks, shuffle=False,
                          verbose=1 if sys.stdout.isatty() else 2)  # a bar on a terminal, a line per epoch in a log
     fitted.load_weights(checkpoint)  # the best epoch
     val_auc = history.history["val_auc"]
-    best_epoch = int(np.argmax(val_auc)) + 1
+    best_epoch = len(val_auc) if parent else int(np.argmax(val_auc)) + 1
 
     logit_model = keras.Model(model.input, model.get_layer("logit").output)
     val_logits = logit_model.predict(val_ds, verbose=0)[:, 0]
@@ -183,6 +191,7 @@ def train(config: TrainConfig, log=print) -> Path:
             "epochs_run": len(val_auc),
             "best_epoch": best_epoch,
             "seconds": round(time.time() - started, 1),
+            "start_from": parent,
             "n_train": len(train_records),
             "n_val": len(val_records),
             "data_manifest_sha256": data.manifest_sha256(records, config.data),
@@ -213,6 +222,31 @@ def train(config: TrainConfig, log=print) -> Path:
         log("no out-of-scope guard: it needs at least 10 training and 10 validation films")
     log(f"saved {folder} in {time.time() - started:.0f} s")
     return folder
+
+
+def starting_weights(config: TrainConfig, val_records: list) -> tuple[list, dict]:
+    """The weights of ``config.start_from``, and what the new card records of that model.
+
+    Raises:
+        ModelStoreError: the folder holds no loadable model.
+        ValueError: the model has another architecture, input size or width, or was
+            validated on other films: continuing from it would train on films this run
+            validates on.
+    """
+    folder = Path(config.start_from)
+    parent = store.load(folder.name, folder.parent)
+    training = parent.card.get("training") or {}
+    theirs = training.get("config") or {}
+    shape = (config.architecture, config.input_size, config.width)
+    if (theirs.get("architecture"), theirs.get("input_size"), theirs.get("width")) != shape:
+        raise ValueError(f"Model {parent.name!r} is not a {shape[0]} of input {shape[1]} and width "
+                         f"{shape[2]}; training can only continue from a model of the same shape.")
+    if (training.get("split") or {}).get("validation_films_sha256") != validation_names_sha256(val_records):
+        raise ValueError(f"Model {parent.name!r} was validated on other films than this run; continuing "
+                         "from it would train on this run's validation films. Use its seed, "
+                         "validation fraction and data.")
+    return parent.model.get_weights(), {"name": parent.name, "created": parent.card.get("created"),
+                                        "sha256": parent.card.get("sha256")}
 
 
 class BorderPenalized(keras.Model):

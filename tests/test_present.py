@@ -45,6 +45,17 @@ def test_border_training_note_reads_the_card():
     assert present.border_training_note({}) is None
 
 
+def test_training_run_text_names_the_model_a_run_continued_from():
+    training = {"epochs_run": 21, "best_epoch": 18, "seconds": 3037.7}
+    assert present.training_run_text(training) == "Trained from scratch for 21 epochs (best: 18) in 51 minutes."
+    training.update(epochs_run=8, best_epoch=8, seconds=1260,
+                    start_from={"name": "cnn192", "created": "2026-11-22T01:43:11+00:00", "sha256": "ab" * 32})
+    text = present.training_run_text(training)
+    assert text.startswith("Continued from model cnn192 (created 2026-11-22, model file sha256 abababababab...)")
+    assert "for 8 more epochs in 21 minutes; the last epoch is kept." in text
+    assert present.training_run_text({}) == "Trained from scratch for ? epochs (best: ?) in 0 minutes."
+
+
 def test_rows_and_csv_keep_order_and_errors():
     items = [Assessment("a.png", STATUS_OK, 0.91234, "PNEUMONIA"),
              Assessment("b.png", STATUS_ERROR, message="The file is empty."),

@@ -38,6 +38,30 @@ def test_smoke_training_writes_a_complete_verifiable_model(train_dir, tmp_path):
     assert all(0.0 <= p <= 1.0 for p in probs)
 
 
+@pytest.mark.slow
+def test_training_continues_from_a_stored_model_validated_on_the_same_films(train_dir, tmp_path):
+    import dataclasses
+
+    log = lambda message: None  # noqa: E731
+    base = TrainConfig(data=str(train_dir.parent), out=str(tmp_path / "store" / "parent"),
+                       input_size=64, width=8, epochs=1, limit=96, batch_size=16,
+                       checkpoint_dir=str(tmp_path / "runs"), max_minutes=10)
+    parent = store.load("parent", train(base, log=log).parent)
+    # With a learning rate of 0 the trainable weights stay exactly the parent's.
+    child_config = dataclasses.replace(base, out=str(tmp_path / "store" / "child"), learning_rate=0.0,
+                                       start_from=str(parent.path))
+    child = store.load("child", train(child_config, log=log).parent)
+    assert child.card["training"]["start_from"] == {"name": "parent", "created": parent.card["created"],
+                                                    "sha256": parent.card["sha256"]}
+    for mine, theirs in zip(child.model.trainable_weights, parent.model.trainable_weights, strict=True):
+        assert np.array_equal(mine.numpy(), theirs.numpy()), mine.path
+    # Films this run validates on must not be the parent's training films.
+    with pytest.raises(ValueError, match="validated on other films"):
+        train(dataclasses.replace(child_config, seed=1), log=log)
+    with pytest.raises(ValueError, match="same shape"):
+        train(dataclasses.replace(child_config, width=16), log=log)
+
+
 def _films_with_evidence_in_centre_and_border(n: int, size: int, rng):
     """Pneumonia films carry the same bright mark twice: in the centre and in the border band."""
     x = rng.normal(90, 20, (n, size, size, 1)).clip(0, 255).astype("float32")
