@@ -86,3 +86,28 @@ def test_stored_explanation_figures_are_for_the_shipped_model_file(shipped):
     result = faithfulness.read_explanations(shipped.path, shipped.card["sha256"])
     assert result is not None, "explanations.json is missing or was measured on another model file"
     assert result["films"] == "validation" and result["n_films"] >= 100
+
+
+def test_stored_explanation_figures_meet_every_target(shipped):
+    """explain-eval's figures for this model file, saved beside it, meet every product target."""
+    from pneumo import faithfulness
+
+    result = faithfulness.read_explanations(shipped.path, shipped.card["sha256"])
+    assert result is not None, "run python -m pneumo explain-eval --limit 100 --save"
+    assert result["n_films"] >= 100
+    checks = faithfulness.check_targets(result)
+    assert len(checks) == 5
+    assert all(check["met"] for check in checks.values()), checks
+
+
+@pytest.mark.slow
+def test_gradcam_keeps_its_weight_off_the_border_of_validation_films(shipped, validation):
+    """Other films than explain-eval's: the median Grad-CAM border share stays under the target."""
+    import numpy as np
+
+    from pneumo import explain, faithfulness
+
+    sample = faithfulness.stratified_sample(validation, 80, seed=1)
+    maps = explain.Explainer(shipped).heatmaps(data.load_inputs(sample, shipped.input_size).astype("float32"))
+    shares = [explain.border_share(heatmap) for heatmap in maps]
+    assert np.median(shares) < faithfulness.TARGETS["gradcam"]["border_share_median_max"]
