@@ -546,8 +546,8 @@ def target_rows(targets: dict[str, dict]) -> list[dict]:
     rows = []
     for key, check in targets.items():
         method, _, figure = key.partition(".")
-        bound = "n/a" if check["target"] is None else f"{check['target']:.3g}"
-        rows.append({"target": f"{MAP_NAMES.get(method, method)}: {words.get(figure, figure)} {bound}",
+        rows.append({"target": f"{MAP_NAMES.get(method, method)}: {words.get(figure, figure)} "
+                               f"{_bound(check['target'])}",
                      "measured": None if check["value"] is None else round(check["value"], 3),
                      "met": {True: "yes", False: "no", None: "n/a"}[check["met"]]})
     return rows
@@ -577,8 +577,7 @@ def format_summary(result: dict) -> str:
         lines.append(f"note: {note}")
     for key, check in result.get("targets", {}).items():
         verdict = {True: "met", False: "MISSED", None: "n/a"}[check["met"]]
-        bound = "n/a" if check["target"] is None else f"{check['target']:.3g}"
-        lines.append(f"target {key} {bound}: {_fmt(check['value'])} {verdict}")
+        lines.append(f"target {key} {_bound(check['target'])}: {_fmt(check['value'])} {verdict}")
     return "\n".join(lines)
 
 
@@ -747,6 +746,10 @@ def _round(values, digits: int = 4) -> list:
 
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def _bound(target) -> str:
+    return "n/a" if target is None else f"{target:.3g}"
 
 
 def _report(progress: Progress | None, message: str) -> None:

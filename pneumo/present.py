@@ -76,13 +76,10 @@ def border_training_note(card: dict) -> str | None:
         return None
     allowance = (training.get("config") or {}).get("border_allowance") or 0.0
     band = f"the film's outer {BORDER_MARGIN:.0%} band, where markers and text sit"
-    if allowance:
-        text = ("Trained to take its evidence from the thorax: its training loss adds, for each film, "
-                f"how far the share of its Grad-CAM map in {band}, exceeds {allowance:.0%} "
-                f"(weight {weight:g}).")
-    else:
-        text = ("Trained to take its evidence from the thorax: its training loss adds the share of "
-                f"each film's Grad-CAM map in {band} (weight {weight:g}).")
+    share = f"the share of its Grad-CAM map in {band}"
+    measure = f"how far {share}, exceeds {allowance:.0%}" if allowance else share
+    text = ("Trained to take its evidence from the thorax: its training loss adds, for each film, "
+            f"{measure} (weight {weight:g}).")
     shares, best = (training.get("history") or {}).get("val_border_share") or [], training.get("best_epoch")
     if isinstance(best, int) and 0 < best <= len(shares):
         text += f" At the epoch kept, that share was {shares[best - 1]:.0%} on the validation films."

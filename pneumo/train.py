@@ -144,7 +144,7 @@ def train(config: TrainConfig, log=print) -> Path:
     history = fitted.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
                          class_weight=class_weights(y_train), callbacks=callbacks, shuffle=False,
                          verbose=1 if sys.stdout.isatty() else 2)  # a bar on a terminal, a line per epoch in a log
-    fitted.load_weights(checkpoint)  # the best epoch
+    fitted.load_weights(checkpoint)  # the epoch kept
     val_auc = history.history["val_auc"]
     best_epoch = len(val_auc) if parent else int(np.argmax(val_auc)) + 1
 
