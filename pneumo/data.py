@@ -155,7 +155,7 @@ def load_inputs(
     for index, (record, film, error) in enumerate(iter_films(records)):
         if film is None:
             raise FilmReadError(f"{record.path}: {error}")
-        inputs[index] = np.round(to_model_input(film, size)).astype(np.uint8)
+        inputs[index] = to_model_input(film, size).astype(np.uint8)  # whole grey levels already
         for observe in observers:
             observe(record, film)
         if progress is not None:

@@ -602,28 +602,22 @@ def canvas_note(result: dict, min_drop: float = MIN_SCORE_DROP) -> str | None:
 
 
 def model_validation_records(root: str | Path, card: dict) -> list[data.FilmRecord] | None:
-    """The model's own validation films under ``root``, or None when ``root`` is not its data.
+    """The model's own held-out films under ``root``, or None when ``root`` is not its data.
 
-    The split is recomputed with :func:`pneumo.data.split_by_patient` from the card's
-    ``training.split`` (val_fraction, seed) on ``root`` (or, for a split folder such as
-    ``.../train``, on its parent), and accepted only when the films' names hash to the
-    card's ``validation_films_sha256``: so these are never training films.
+    They come from :func:`pneumo.folds.training_records` (for an ensemble, the films its
+    first member never saw), on ``root`` or, for a split folder such as ``.../train``, on
+    its parent; the card's checksum of those films must match, so these are never
+    training films of that model.
     """
-    from pneumo.train import validation_names_sha256
+    from pneumo import folds
 
-    split = card.get("training", {}).get("split", {})
-    expected = split.get("validation_films_sha256")
-    if not expected:
-        return None
     root = Path(root).resolve()
     for candidate in (root, root.parent):
         try:
-            records = data.find_films(candidate, splits=("train", "val"))
-        except ValueError:  # no films there in either layout
+            _, validation = folds.training_records(card, candidate)
+        except (ValueError, FileNotFoundError):  # no films there, or not the films of the card
             continue
-        _, validation = data.split_by_patient(records, split["val_fraction"], split["seed"])
-        if validation_names_sha256(validation) == expected:
-            return [r for r in validation if r.path.resolve().is_relative_to(root)]
+        return [r for r in validation if r.path.resolve().is_relative_to(root)]
     return None
 
 

@@ -62,11 +62,15 @@ def build(
     return keras.Model(inputs, outputs, name=f"pneumo_{architecture}")
 
 
-def _compact_cnn(x, width: int):
-    """Stem (stride 2) and four conv blocks; output (n, s/16, s/16, 8 * width)."""
+def _compact_cnn(x, width: int, prefix: str = ""):
+    """Stem (stride 2) and four conv blocks; output (n, s/16, s/16, 8 * width).
+
+    ``prefix`` starts every layer name (an ensemble's members are ``m0_``, ``m1_``, ...).
+    """
     from keras import layers
 
     def conv(x, filters, name, strides=1):
+        name = prefix + name
         x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False,
                           name=f"{name}_conv")(x)
         x = layers.BatchNormalization(name=f"{name}_bn")(x)
@@ -76,9 +80,9 @@ def _compact_cnn(x, width: int):
     for block, filters in enumerate((width, 2 * width, 4 * width), start=1):
         x = conv(x, filters, f"block{block}_a")
         x = conv(x, filters, f"block{block}_b")
-        x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)  # halves the side
+        x = layers.MaxPooling2D(2, name=f"{prefix}block{block}_pool")(x)  # halves the side
     x = conv(x, 8 * width, "block4_a")
-    x = layers.SpatialDropout2D(0.1, name="block4_dropout")(x)
+    x = layers.SpatialDropout2D(0.1, name=f"{prefix}block4_dropout")(x)
     return conv(x, 8 * width, "last_conv")  # (n, s/16, s/16, 8 * width)
 
 
@@ -111,6 +115,84 @@ def _backbone(architecture: str, x, input_size: int, weights: str | None):
         name="backbone",
     )
     return backbone(rgb)  # (n, s/32, s/32, channels)
+
+
+def build_ensemble(members: list, temperature: float = 1.0, *, dropout: float = 0.3, width: int = 32):
+    """One model whose logit is the mean of compact-CNN members' logits.
+
+    The members' feature maps are concatenated into ``last_conv`` and pooled into
+    ``pool``; ``logit`` holds every member's kernel divided by the number of members
+    and the mean of their biases, so it is exactly the mean of the members' logits.
+    Then ``temperature`` and ``p_pneumonia`` as in :func:`build`. Grad-CAM of
+    ``last_conv`` is therefore the Grad-CAM of the ensemble's own logit, and the layer
+    names every other part relies on are those of a single model.
+
+    Args:
+        members: trained models from :func:`build` (architecture ``cnn``), all of one
+            input size and ``width``.
+        temperature: the calibration temperature the mean logit is divided by.
+
+    Returns:
+        A ``keras.Model`` from (size, size, 1) in 0-255 to P(pneumonia), shape (n, 1).
+
+    Raises:
+        ValueError: no members, or members of different input sizes.
+    """
+    import keras
+    import numpy as np
+    from keras import layers
+
+    if not members:
+        raise ValueError("an ensemble needs at least one member")
+    sizes = {int(m.input.shape[1]) for m in members}
+    if len(sizes) != 1:
+        raise ValueError(f"members have different input sizes: {sorted(sizes)}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    size = sizes.pop()
+    inputs = keras.Input((size, size, 1), name="film")
+    x = layers.Rescaling(1.0 / 255, name="scale")(inputs)
+    towers = [_compact_cnn(x, width, prefix=f"m{i}_") for i in range(len(members))]
+    features = layers.Concatenate(name="last_conv")(towers) if len(towers) > 1 else towers[0]
+    x = layers.GlobalAveragePooling2D(name="pool")(features)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    logit = layers.Dense(1, name="logit")(x)
+    scaled = layers.Rescaling(1.0 / temperature, name="temperature")(logit)
+    outputs = layers.Activation("sigmoid", name="p_pneumonia", dtype="float32")(scaled)
+    ensemble = keras.Model(inputs, outputs, name=f"pneumo_cnn_ensemble{len(members)}")
+
+    for i, member in enumerate(members):
+        for layer in member.layers:
+            if layer.weights and layer.name not in ("logit",):
+                ensemble.get_layer(f"m{i}_{layer.name}").set_weights(layer.get_weights())
+    kernels = [m.get_layer("logit").get_weights() for m in members]
+    ensemble.get_layer("logit").set_weights([
+        np.concatenate([k for k, _ in kernels], axis=0) / len(members),
+        np.mean([b for _, b in kernels], axis=0),
+    ])
+    return ensemble
+
+
+def tower_sha256(weights: list) -> str:
+    """sha256 of a member's convolutional weights (every layer but ``logit``), in layer order."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for array in weights:
+        digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def member_tower_weights(model, index: int | None = None) -> list:
+    """The convolutional weights of a single model (``index`` None) or of an ensemble's member."""
+    prefix = "" if index is None else f"m{index}_"
+    weights = []
+    for layer in model.layers:
+        if layer.weights and layer.name != "logit" and (index is None or layer.name.startswith(prefix)):
+            weights += layer.get_weights()
+    return weights
 
 
 def explain_layer(architecture: str) -> str:

@@ -21,7 +21,8 @@ def to_model_input(film: Film | np.ndarray, size: int) -> np.ndarray:
         size: the model's square input side in pixels.
 
     Returns:
-        float32 array (size, size, 1) with values in [0, 255].
+        float32 array (size, size, 1) of whole grey levels in [0, 255]: the values
+        training stores as bytes, so a film gets the same input in both.
 
     Raises:
         ValueError: the pixels are not a non-empty 2-D array of finite values in
@@ -59,7 +60,7 @@ def to_model_input(film: Film | np.ndarray, size: int) -> np.ndarray:
             Image.fromarray(pixels).resize((size, size), Image.Resampling.BILINEAR),
             dtype=np.float32,
         )
-    return (np.clip(pixels, 0.0, 1.0) * 255.0)[..., np.newaxis]
+    return np.round(np.clip(pixels, 0.0, 1.0) * 255.0)[..., np.newaxis]
 
 
 def to_display(film: Film | np.ndarray, size: int) -> np.ndarray:
@@ -75,4 +76,4 @@ def to_display(film: Film | np.ndarray, size: int) -> np.ndarray:
     Raises:
         ValueError: as :func:`to_model_input`.
     """
-    return np.round(to_model_input(film, size)[..., 0]).astype(np.uint8)
+    return to_model_input(film, size)[..., 0].astype(np.uint8)

@@ -114,39 +114,10 @@ def train(config: TrainConfig, log=print) -> Path:
     y_train, y_val = data.labels_of(train_records), data.labels_of(val_records)
     log(f"decoded {len(x_train) + len(x_val)} films in {time.time() - decode_start:.0f} s")
 
-    model = models.build(config.architecture, config.input_size, dropout=config.dropout,
-                         weights=config.weights, width=config.width)
-    if parent:
-        model.set_weights(start_weights)
-    fitted = BorderPenalized(model, config.border_penalty, allowance=config.border_allowance)
-    steps = int(np.ceil(len(x_train) / config.batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=max(1, (config.epochs - 1) * steps), warmup_target=config.learning_rate,
-        warmup_steps=steps, alpha=0.02)
-    fitted.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
-        loss=keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=[keras.metrics.AUC(num_thresholds=2000, name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
-    )
-    train_ds = data.make_dataset(x_train, y_train, config.batch_size, training=True,
-                                 augment=make_augment(config.augment), seed=config.seed)
+    model, history, best_epoch = fit_model(config, x_train, y_train, x_val, y_val, checkpoint_dir,
+                                           started, start_weights=start_weights, log=log)
+    val_auc = history["val_auc"]
     val_ds = data.make_dataset(x_val, y_val, 64, training=False)
-    checkpoint = checkpoint_dir / "best.weights.h5"
-    # A run that continues from a model keeps its last epoch: its first epochs are still
-    # close to that model, and validation AUC alone would keep the one that changed least.
-    callbacks = [
-        keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_auc", mode="max", save_best_only=not parent,
-                                        save_weights_only=True),
-        TimeBudget(config.max_minutes * 60, started, log),
-        keras.callbacks.CSVLogger(checkpoint_dir / "history.csv"),
-    ] + ([] if parent else [keras.callbacks.EarlyStopping(
-        monitor="val_auc", mode="max", patience=config.patience, restore_best_weights=True)])
-    history = fitted.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
-                         class_weight=class_weights(y_train), callbacks=callbacks, shuffle=False,
-                         verbose=1 if sys.stdout.isatty() else 2)  # a bar on a terminal, a line per epoch in a log
-    fitted.load_weights(checkpoint)  # the epoch kept
-    val_auc = history.history["val_auc"]
-    best_epoch = len(val_auc) if parent else int(np.argmax(val_auc)) + 1
 
     logit_model = keras.Model(model.input, model.get_layer("logit").output)
     val_logits = logit_model.predict(val_ds, verbose=0)[:, 0]
@@ -162,30 +133,13 @@ def train(config: TrainConfig, log=print) -> Path:
         f"temperature {temperature:.3f}, ECE {validation['ece']:.4f}")
 
     card = {
-        "name": out_dir.name,
-        "architecture": config.architecture,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "input": {"size": config.input_size, "channels": 1, "range": [0, 255],
-                  "shape": [config.input_size, config.input_size, 1]},
-        "classes": list(data.CLASSES),
-        "output": "p_pneumonia: calibrated probability of pneumonia (temperature already applied)",
-        "threshold": threshold,
+        **card_basics(config, out_dir.name, threshold, temperature, int(shipped.count_params())),
         "operating_point": {"min_sensitivity": config.min_sensitivity, "chosen_on": "validation",
                             "rule": "highest Youden index among thresholds whose 95% lower "
                                     "(Wilson) bound of sensitivity meets min_sensitivity"},
-        "temperature": temperature,
-        "explain_layer": models.explain_layer(config.architecture),
-        "parameters": int(shipped.count_params()),
-        "preprocessing": (
-            "pneumo.io.read_film: grayscale in [0, 1] (EXIF orientation applied; DICOM: modality "
-            "LUT, VOI window, MONOCHROME1 inverted, first frame); pneumo.preprocess.to_model_input: "
-            f"bilinear resize to {config.input_size} x {config.input_size}, times 255; the model "
-            "divides by 255 in its first layer ('scale')."
-        ),
         "validation": validation,
         "training": {
-            "command": "python -m pneumo " + shlex.join(sys.argv[1:]) if sys.argv[0].endswith(
-                ("pneumo", "__main__.py")) else None,
+            "command": training_command(),
             "config": {**asdict(config), "augment": config.augment.to_dict()},
             "seed": config.seed,
             "epochs_run": len(val_auc),
@@ -205,7 +159,7 @@ def train(config: TrainConfig, log=print) -> Path:
                 "validation_films_sha256": validation_names_sha256(val_records),
             },
             "class_weights": class_weights(y_train),
-            "history": {k: [round(float(v), 5) for v in vals] for k, vals in history.history.items()},
+            "history": {k: [round(float(v), 5) for v in vals] for k, vals in history.items()},
             "libraries": _library_versions(),
         },
         "intended_use": INTENDED_USE,
@@ -222,6 +176,86 @@ def train(config: TrainConfig, log=print) -> Path:
         log("no out-of-scope guard: it needs at least 10 training and 10 validation films")
     log(f"saved {folder} in {time.time() - started:.0f} s")
     return folder
+
+
+def card_basics(config: TrainConfig, name: str, threshold: float, temperature: float, parameters: int) -> dict:
+    """The card fields every model has: what it takes, what it gives, its operating point."""
+    return {
+        "name": name,
+        "architecture": config.architecture,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "input": {"size": config.input_size, "channels": 1, "range": [0, 255],
+                  "shape": [config.input_size, config.input_size, 1]},
+        "classes": list(data.CLASSES),
+        "output": "p_pneumonia: calibrated probability of pneumonia (temperature already applied)",
+        "threshold": threshold,
+        "temperature": temperature,
+        "explain_layer": models.explain_layer(config.architecture),
+        "parameters": parameters,
+        "preprocessing": (
+            "pneumo.io.read_film: grayscale in [0, 1] (EXIF orientation applied; DICOM: modality "
+            "LUT, VOI window, MONOCHROME1 inverted, first frame); pneumo.preprocess.to_model_input: "
+            f"bilinear resize to {config.input_size} x {config.input_size}, times 255, rounded to whole "
+            "grey levels; the model divides by 255 in its first layer ('scale')."
+        ),
+    }
+
+
+def training_command() -> str | None:
+    """The command line that ran, when it was ``python -m pneumo``."""
+    if sys.argv[0].endswith(("pneumo", "__main__.py")):
+        return "python -m pneumo " + shlex.join(sys.argv[1:])
+    return None
+
+
+def fit_model(config: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
+              y_val: np.ndarray, checkpoint_dir: Path, started: float, *, start_weights=None,
+              keep_last: bool = False, log=print) -> tuple:
+    """Fit one model on decoded films; the epoch kept is chosen on ``(x_val, y_val)``.
+
+    With ``start_weights`` training continues from them and keeps its last epoch; with
+    ``keep_last`` it runs every epoch and keeps the last, so nothing is chosen on the
+    validation films (a cross-validation fold's held-out films stay untouched).
+
+    Returns:
+        (model with temperature 1, history as a dict of lists, the epoch kept (1-based)).
+    """
+    model = models.build(config.architecture, config.input_size, dropout=config.dropout,
+                         weights=config.weights, width=config.width)
+    continuing = start_weights is not None or keep_last
+    if start_weights is not None:
+        model.set_weights(start_weights)
+    fitted = BorderPenalized(model, config.border_penalty, allowance=config.border_allowance)
+    steps = int(np.ceil(len(x_train) / config.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=max(1, (config.epochs - 1) * steps), warmup_target=config.learning_rate,
+        warmup_steps=steps, alpha=0.02)
+    fitted.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+        loss=keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=[keras.metrics.AUC(num_thresholds=2000, name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
+    )
+    train_ds = data.make_dataset(x_train, y_train, config.batch_size, training=True,
+                                 augment=make_augment(config.augment), seed=config.seed)
+    val_ds = data.make_dataset(x_val, y_val, 64, training=False)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = checkpoint_dir / "best.weights.h5"
+    # A run that continues from a model keeps its last epoch: its first epochs are still
+    # close to that model, and validation AUC alone would keep the one that changed least.
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_auc", mode="max",
+                                        save_best_only=not continuing, save_weights_only=True),
+        TimeBudget(config.max_minutes * 60, started, log),
+        keras.callbacks.CSVLogger(checkpoint_dir / "history.csv"),
+    ] + ([] if continuing else [keras.callbacks.EarlyStopping(
+        monitor="val_auc", mode="max", patience=config.patience, restore_best_weights=True)])
+    history = fitted.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
+                         class_weight=class_weights(y_train), callbacks=callbacks, shuffle=False,
+                         verbose=1 if sys.stdout.isatty() else 2)  # a bar on a terminal, a line per epoch in a log
+    fitted.load_weights(checkpoint)  # the epoch kept
+    val_auc = history.history["val_auc"]
+    best_epoch = len(val_auc) if continuing else int(np.argmax(val_auc)) + 1
+    return model, dict(history.history), best_epoch
 
 
 def starting_weights(config: TrainConfig, val_records: list) -> tuple[list, dict]:
@@ -288,14 +322,17 @@ class BorderPenalized(keras.Model):
 
 
 def validation_report(labels: np.ndarray, probs: np.ndarray, temperature: float,
-                      subtypes: list[str | None], min_sensitivity: float) -> tuple[float, dict]:
+                      subtypes: list[str | None], min_sensitivity: float,
+                      threshold: float | None = None) -> tuple[float, dict]:
     """The operating threshold and the card's ``validation`` section from validation probabilities.
 
     ``probs`` are calibrated (temperature applied); the ECE before calibration is
-    recovered from them through the temperature.
+    recovered from them through the temperature. ``threshold``, when given, is used
+    instead of :func:`pneumo.metrics.choose_threshold`'s.
     """
     probs = np.asarray(probs, dtype=np.float64)
-    threshold = metrics.choose_threshold(labels, probs, min_sensitivity)
+    if threshold is None:
+        threshold = metrics.choose_threshold(labels, probs, min_sensitivity)
     validation = metrics.evaluate(labels, probs, threshold, subtypes)
     clipped = np.clip(probs, 1e-12, 1 - 1e-12)
     uncalibrated = calibration.sigmoid(temperature * np.log(clipped / (1 - clipped)))
@@ -318,14 +355,15 @@ def choose_operating_point(name: str | None, data_dir: str | Path, min_sensitivi
     """
     from pneumo.predict import Classifier
 
+    from pneumo.folds import held_out_records
+
     loaded = store.load(name, store_dir)
     card = loaded.card
-    split = card["training"]["split"]
-    records = data.find_films(data_dir, splits=("train", "val"))
-    _, val_records = data.split_by_patient(records, split["val_fraction"], split["seed"])
-    if validation_names_sha256(val_records) != split["validation_films_sha256"]:
-        raise ValueError(f"{data_dir} does not hold the validation films model {loaded.name!r} "
-                         "was chosen on; give the data folder it was trained from.")
+    if "ensemble" in card:
+        raise ValueError(f"Model {loaded.name!r} is an ensemble whose operating point is chosen on its "
+                         "out-of-fold probabilities; run 'python -m pneumo train-cv' again with "
+                         "--min-sensitivity (finished folds are reused).")
+    val_records, _ = held_out_records(card, data_dir)
     results = list(Classifier(loaded, guard=None).assess_many((str(r.path), r.path) for r in val_records))
     probs = np.array([r.p_pneumonia for r in results])
     threshold, validation = validation_report(data.labels_of(val_records), probs, card["temperature"],
@@ -343,8 +381,9 @@ def choose_operating_point(name: str | None, data_dir: str | Path, min_sensitivi
 
 def validation_names_sha256(records) -> str:
     """sha256 of the sorted ``split/CLASS/name`` lines of the validation films."""
-    names = sorted(f"{r.split}/{r.class_name}/{r.path.name}" for r in records)
-    return hashlib.sha256("\n".join(names).encode()).hexdigest()
+    from pneumo.folds import names_sha256
+
+    return names_sha256(records)
 
 
 def _library_versions() -> dict:

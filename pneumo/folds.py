@@ -1,0 +1,169 @@
+"""Cross-validation folds over the training films, and the films a model's card says it held out.
+
+Two schemes, both grouped by patient so that no patient is on both sides of a fold:
+
+- ``random``: scikit-learn's ``StratifiedGroupKFold``, stratified by class and
+  pneumonia subtype (normal, bacterial, viral), shuffled with a seed.
+- ``block``: leave-block-out. Each series of file names (``personNNN`` for pneumonia,
+  ``IM-NNNN`` and ``NORMAL2-IM-NNNN`` for normal films) is numbered, most likely in
+  acquisition order; each series' patients are cut by number into ``k`` consecutive
+  runs, and block ``b`` holds run ``b`` of every series. Holding a block out imitates
+  films from another period: a harder, shift-aware check than random folds.
+
+:func:`held_out_records` is the one place that recovers, from a model's card, the
+films it was validated on (one split) or each film's out-of-fold member (an ensemble).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pneumo.data import FilmRecord, find_films, split_by_patient
+
+SCHEMES = ("random", "block")
+
+_SERIES_NUMBER = re.compile(r"^(.*?)(\d+)$")
+
+
+def stratum(record: FilmRecord) -> str:
+    """The stratum a fold keeps in proportion: NORMAL, or the pneumonia subtype."""
+    return record.class_name if record.label == 0 else f"PNEUMONIA_{record.subtype or 'unknown'}"
+
+
+def patient_series(patient: str) -> tuple[str, int]:
+    """A patient id's numbered series and number: ``person1000`` -> ("person", 1000).
+
+    An id without a trailing number is a series of its own, numbered 0.
+    """
+    match = _SERIES_NUMBER.match(patient)
+    if not match:
+        return patient, 0
+    return match.group(1), int(match.group(2))
+
+
+def random_folds(records: Sequence[FilmRecord], k: int = 5, seed: int = 0) -> np.ndarray:
+    """Fold index (0..k-1) of each record: patient-grouped, stratified by class and subtype."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    _check(records, k)
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    folds = np.full(len(records), -1, dtype=int)
+    strata = [stratum(r) for r in records]
+    groups = [r.patient for r in records]
+    for index, (_, held) in enumerate(splitter.split(np.zeros(len(records)), strata, groups)):
+        folds[held] = index
+    return folds
+
+
+def block_folds(records: Sequence[FilmRecord], k: int = 5) -> np.ndarray:
+    """Block index (0..k-1) of each record: consecutive patient numbers of each series."""
+    _check(records, k)
+    by_series: dict[str, set[int]] = {}
+    for record in records:
+        series, number = patient_series(record.patient)
+        by_series.setdefault(series, set()).add(number)
+    block_of: dict[tuple[str, int], int] = {}
+    for series, numbers in by_series.items():
+        ordered = sorted(numbers)
+        for rank, number in enumerate(ordered):
+            block_of[(series, number)] = rank * k // len(ordered)
+    return np.array([block_of[patient_series(r.patient)] for r in records], dtype=int)
+
+
+def assign_folds(records: Sequence[FilmRecord], scheme: str, k: int = 5, seed: int = 0) -> np.ndarray:
+    """Fold index of each record under ``scheme`` (one of :data:`SCHEMES`).
+
+    Raises:
+        ValueError: unknown scheme, or fewer patients than folds.
+    """
+    if scheme == "random":
+        return random_folds(records, k, seed)
+    if scheme == "block":
+        return block_folds(records, k)
+    raise ValueError(f"unknown fold scheme {scheme!r}; choose from {SCHEMES}")
+
+
+def block_ranges(records: Sequence[FilmRecord], folds: np.ndarray) -> dict[int, str]:
+    """A short description of each block's patient numbers, e.g. ``person1-person412, IM-115-IM-420``."""
+    described = {}
+    for block in sorted(set(int(f) for f in folds)):
+        spans = {}
+        for record, fold in zip(records, folds):
+            if fold == block:
+                series, number = patient_series(record.patient)
+                low, high = spans.get(series, (number, number))
+                spans[series] = (min(low, number), max(high, number))
+        described[block] = ", ".join(f"{s}{lo}-{s}{hi}" for s, (lo, hi) in sorted(spans.items()))
+    return described
+
+
+def names_sha256(records: Sequence[FilmRecord]) -> str:
+    """sha256 of the sorted ``split/CLASS/name`` lines of ``records``."""
+    names = sorted(f"{r.split}/{r.class_name}/{r.path.name}" for r in records)
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()
+
+
+def folds_sha256(records: Sequence[FilmRecord], folds: np.ndarray) -> str:
+    """sha256 of the sorted ``fold split/CLASS/name`` lines: the same films in the same folds."""
+    lines = sorted(f"{int(f)} {r.split}/{r.class_name}/{r.path.name}" for r, f in zip(records, folds))
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def held_out_records(card: dict, data_dir: str | Path) -> tuple[list[FilmRecord], np.ndarray]:
+    """The films a model was checked on, recovered from its card and checked against it.
+
+    For a single model (``training.split``): its validation films, each with fold 0.
+    For an ensemble (``training.cross_validation``): every training film, each with the
+    index of the member that never saw its patient.
+
+    Returns:
+        (records, fold index per record); the model's training films of fold ``f`` are
+        the records whose fold is not ``f``.
+
+    Raises:
+        ValueError: the card records no split, or ``data_dir`` does not hold the films
+            the card was made from.
+    """
+    training = card.get("training") or {}
+    records = find_films(data_dir, splits=("train", "val"))
+    name = card.get("name", "this model")
+    if "cross_validation" in training:
+        cv = training["cross_validation"]
+        folds = assign_folds(records, cv["scheme"], cv["k"], cv.get("seed", 0))
+        if folds_sha256(records, folds) != cv["folds_sha256"]:
+            raise ValueError(f"{data_dir} does not give the films model {name!r} was cross-validated "
+                             "on; name the data folder it was trained from.")
+        return records, folds
+    split = training.get("split")
+    if not split:
+        raise ValueError(f"Model {name!r} records no training split in its card, so its validation "
+                         "films cannot be found; retrain it with 'python -m pneumo train'.")
+    _, val_records = split_by_patient(records, split["val_fraction"], split["seed"])
+    expected = split.get("validation_films_sha256")
+    if expected and names_sha256(val_records) != expected:
+        raise ValueError(f"{data_dir} does not give the validation films model {name!r} was "
+                         "checked on; name the data folder it was trained from.")
+    return val_records, np.zeros(len(val_records), dtype=int)
+
+
+def training_records(card: dict, data_dir: str | Path) -> tuple[list[FilmRecord], list[FilmRecord]]:
+    """(training films, held-out films) of a model: for an ensemble, member 0's two sides."""
+    held, folds = held_out_records(card, data_dir)
+    if "cross_validation" in (card.get("training") or {}):
+        return [r for r, f in zip(held, folds) if f != 0], [r for r, f in zip(held, folds) if f == 0]
+    names = {r.path for r in held}
+    everything = find_films(data_dir, splits=("train", "val"))
+    return [r for r in everything if r.path not in names], held
+
+
+def _check(records: Sequence[FilmRecord], k: int) -> None:
+    if k < 2:
+        raise ValueError(f"at least 2 folds are needed, got {k}")
+    patients = len({r.patient for r in records})
+    if patients < k:
+        raise ValueError(f"{patients} patients cannot fill {k} folds")

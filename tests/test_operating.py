@@ -1,0 +1,81 @@
+"""Threshold rules, their transfer across blocks, and patient-grouped bootstrap intervals."""
+
+import numpy as np
+import pytest
+
+from pneumo import calibration, metrics, operating
+
+
+def scores(seed=0, n=(400, 600), shift=3.0):
+    """Logits of two overlapping classes: normals around -shift/2, pneumonia around +shift/2."""
+    rng = np.random.default_rng(seed)
+    logits = np.concatenate([rng.normal(-shift / 2, 1, n[0]), rng.normal(shift / 2, 1, n[1])])
+    labels = np.concatenate([np.zeros(n[0], int), np.ones(n[1], int)])
+    return labels, logits
+
+
+@pytest.mark.parametrize("rule", list(operating.RULES))
+def test_every_rule_gives_a_threshold_inside_the_scores(rule):
+    labels, logits = scores()
+    probs = calibration.sigmoid(logits)
+    threshold = operating.threshold_by_rule(rule, labels, probs, 0.95)
+    assert probs.min() <= threshold <= probs.max()
+
+
+def test_the_sensitivity_bound_is_the_highest_threshold_keeping_the_bound():
+    labels, logits = scores()
+    probs = calibration.sigmoid(logits)
+    threshold = operating.threshold_by_rule("sensitivity_bound", labels, probs, 0.95)
+    caught = int((probs[labels == 1] >= threshold).sum())
+    assert metrics.wilson_lower_bound(caught, 600) >= 0.95
+    assert metrics.wilson_lower_bound(caught - 1, 600) < 0.95  # one more miss breaks it
+    assert threshold >= operating.threshold_by_rule("youden_wilson", labels, probs, 0.95)
+
+
+def test_the_logit_midpoint_sits_between_the_class_percentiles():
+    labels, logits = scores()
+    threshold = operating.threshold_by_rule("logit_midpoint", labels, calibration.sigmoid(logits))
+    expected = (np.percentile(logits[labels == 0], 95) + np.percentile(logits[labels == 1], 5)) / 2
+    assert np.log(threshold / (1 - threshold)) == pytest.approx(expected, abs=1e-9)
+
+
+def test_an_unknown_rule_or_no_pneumonia_is_refused():
+    with pytest.raises(ValueError, match="unknown threshold rule 'median'"):
+        operating.threshold_by_rule("median", np.array([0, 1]), np.array([0.2, 0.8]))
+    with pytest.raises(ValueError, match="needs pneumonia films"):
+        operating.threshold_by_rule("logit_midpoint", np.array([0, 0]), np.array([0.2, 0.8]))
+
+
+def test_transfer_measures_each_block_with_a_threshold_chosen_on_the_others():
+    labels, logits = scores()
+    blocks = np.arange(len(labels)) % 4
+    logits = logits + np.where(blocks == 3, 1.5, 0.0)  # block 3 is shifted towards pneumonia
+    rows = operating.transfer_by_block(labels, logits, blocks, "youden_wilson", 0.95)
+    assert [r["block"] for r in rows] == [0, 1, 2, 3]
+    for row in rows:
+        rest = blocks != row["block"]
+        temperature = calibration.fit_temperature(logits[rest], labels[rest])
+        assert row["temperature"] == pytest.approx(temperature)
+        assert row["threshold"] == pytest.approx(operating.threshold_by_rule(
+            "youden_wilson", labels[rest], calibration.sigmoid(logits[rest] / temperature), 0.95))
+    summary = operating.summarise_transfer(rows)
+    assert summary["specificity"]["worst"] == pytest.approx(rows[3]["specificity"])  # the shifted block
+    assert summary["specificity"]["worst"] < summary["specificity"]["mean"]
+
+
+def test_intervals_contain_the_figure_and_resample_patients_not_films():
+    labels, logits = scores(n=(150, 250))
+    probs = calibration.sigmoid(logits)
+    groups = [f"p{i}" for i in range(len(labels))]
+    alone = operating.figures_with_intervals(labels, probs, 0.5, groups, resamples=300)
+    for key in ("roc_auc", "sensitivity", "specificity", "accuracy", "ece"):
+        assert alone[key]["low"] <= alone[key]["value"] <= alone[key]["high"], key
+    # The same films, each patient filmed four times: four times as many films, the same
+    # patients, so the interval must not narrow as if they were new patients.
+    repeated = operating.figures_with_intervals(np.repeat(labels, 4), np.repeat(probs, 4), 0.5,
+                                                np.repeat(groups, 4), resamples=300)
+    width = lambda f: f["roc_auc"]["high"] - f["roc_auc"]["low"]  # noqa: E731
+    assert width(repeated) == pytest.approx(width(alone), rel=0.3)
+    as_films = operating.figures_with_intervals(np.repeat(labels, 4), np.repeat(probs, 4), 0.5,
+                                                [f"f{i}" for i in range(4 * len(labels))], resamples=300)
+    assert width(as_films) < 0.7 * width(repeated)
