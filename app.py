@@ -1,8 +1,9 @@
 """Pneumo's web app: the frame around every page.
 
 It sets the page up, says on every page what the tool is not, names the model in
-use (or says what to do when there is none) and hands over to the page. Start it
-with ``streamlit run app.py`` (``make run``).
+use (or says what to do when there is none) and the site calibration in effect
+(picked in the sidebar), and hands over to the page. Start it with
+``streamlit run app.py`` (``make run``).
 """
 
 import os
@@ -36,4 +37,7 @@ navigation = st.navigation(PAGES)
 loaded = load_model_ui()
 common.header_ui(loaded)
 common.sidebar_model_ui(loaded)
+if loaded is not None:
+    state.choose_site(common.sidebar_site_ui(state.site_names(loaded), state.chosen_site_name()))
+    common.sidebar_active_site_ui(state.active_site(loaded))
 navigation.run()

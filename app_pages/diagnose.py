@@ -1,7 +1,8 @@
 """Diagnose (/diagnose): films in; probability, verdict and where the model looked out.
 
 Every number comes from pneumo's Classifier (the same one ``python -m pneumo predict``
-uses) and every map from its Explainer; uploads stay in this session's memory.
+uses, at the site calibration picked in the sidebar) and every map from its Explainer;
+uploads stay in this session's memory.
 """
 
 from __future__ import annotations
@@ -73,9 +74,10 @@ def probability_ui(item: Assessment, classifier: Classifier, interval: tuple[flo
     p = item.p_pneumonia
     common.verdict_ui(present.verdict_for(p, classifier.threshold, classifier.classes), item.source)
     low, high = interval
+    site = f" (site {classifier.site_name})" if classifier.site_name else ""
     st.markdown(
         f"P(pneumonia) = **{present.format_probability(p)}** · operating threshold "
-        f"{present.format_probability(classifier.threshold)} · 10-90% interval under mild "
+        f"{present.format_probability(classifier.threshold)}{site} · 10-90% interval under mild "
         f"test-time changes {present.format_probability(low)} to {present.format_probability(high)}"
     )
     fig = figures.probability_bars(p, classifier.threshold, interval, classifier.classes)
@@ -122,7 +124,7 @@ def film_ui(item: Assessment, file_id: str, classifier: Classifier, ref: state.M
         film=film, overlay=painted, p_pneumonia=item.p_pneumonia, threshold=classifier.threshold,
         model_name=ref.name, model_version=classifier.loaded.version, method=METHODS[method],
         interval=interval, classes=tuple(classifier.classes), metadata=dict(item.film.metadata),
-        attention_outside=outside,
+        attention_outside=outside, site=classifier.site_name,
     )
     downloads_ui(case, PurePath(item.source).stem or "film")
 
@@ -177,8 +179,9 @@ def empty_ui(classifier: Classifier) -> None:
     """Before any upload: what to do, and how a probability will be read."""
     st.info("Upload one or more films to see how likely pneumonia is and where the model looked.",
             icon=":material/upload:")
-    st.markdown("**How a result is read.** The model gives a calibrated probability of pneumonia; "
-                "at or above the operating threshold the verdict is *pneumonia likely*.")
+    st.markdown("**How a result is read.** The model gives a calibrated probability of pneumonia, "
+                "put into words by band:\n" + "\n".join(
+                    f"- {line}" for line in present.band_explanation(classifier.threshold)))
     st.plotly_chart(figures.verdict_scale(classifier.threshold, classifier.classes), config=CHART_CONFIG,
                     key="verdict_scale")
 
@@ -213,9 +216,9 @@ def batch_ui(files: list, assessments: list[Assessment], classifier: Classifier,
 
 def main() -> None:
     """Draw the diagnose page: uploads in, results out."""
-    state.require_model()
+    loaded = state.require_model()
     ref = state.current_ref()
-    classifier = state.load_classifier(*ref)
+    classifier = state.load_classifier(*ref, *state.site_ref(state.active_site(loaded)))
     state.load_explainer(*ref)  # built and warmed up before the first upload, not after it
     st.title("Assess chest films")
     files = uploader_ui()

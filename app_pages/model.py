@@ -9,7 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from pneumo import faithfulness, figures
-from pneumo.present import border_training_note, format_probability, training_run_text
+from pneumo.present import (band_explanation, border_training_note, format_probability, site_text,
+                            training_run_text)
 from pneumo.store import LoadedModel
 from ui import state
 
@@ -61,6 +62,12 @@ def architecture_ui(loaded: LoadedModel) -> None:
         "Version": f"`{loaded.version}` (sha256 of the model file: `{card.get('sha256', '')}`)",
     }
     st.markdown("\n".join(f"- **{key}**: {value}" for key, value in facts.items()))
+    site = state.active_site(loaded)  # the words follow the threshold in effect: the site's, if any
+    threshold = site.threshold if site is not None else loaded.threshold
+    st.markdown(f"**How a probability is put into words** (threshold {format_probability(threshold)}):\n"
+                + "\n".join(f"- {line}" for line in band_explanation(threshold)))
+    if site is not None:
+        st.caption(f"{site_text(site)} The figures on this page are the model's own.")
     st.caption(f"Preprocessing: {card.get('preprocessing', 'see pneumo.preprocess')}")
 
 

@@ -1,4 +1,4 @@
-"""The command line: ``python -m pneumo train|evaluate|predict|profile|bench|explain-eval|fit-guard``.
+"""The command line: ``python -m pneumo train|train-cv|evaluate|predict|calibrate-site|profile|bench|explain-eval|fit-guard``.
 
 A user's mistake (a missing path, an unknown model, an empty folder) is one
 sentence on stderr and exit code 2; a completed run exits 0.
@@ -7,8 +7,10 @@ sentence on stderr and exit code 2; a completed run exits 0.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import time
 from pathlib import Path
 
 EXIT_USAGE = 2
@@ -71,18 +73,55 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-dir", help="where checkpoints go (default runs/NAME)")
     train.set_defaults(handler=run_train)
 
+    train_cv = commands.add_parser(
+        "train-cv", help="train the shipped ensemble: patient-grouped folds (random and leave-block-out), "
+                         "out-of-fold probabilities, the operating point chosen on them; resumable fold by fold")
+    train_cv.add_argument("--data", required=True, help="Kaggle-layout root or a split folder")
+    train_cv.add_argument("--out", required=True, help="model folder, e.g. model_store/NAME")
+    train_cv.add_argument("--folds", type=int, default=5, help="folds per scheme")
+    train_cv.add_argument("--ship", choices=("random", "block"), default="random",
+                          help="whose fold models make the shipped ensemble")
+    train_cv.add_argument("--schemes", default="block,random",
+                          help="fold schemes to train, comma-separated (both by default)")
+    train_cv.add_argument("--input-size", type=int, default=160)
+    train_cv.add_argument("--width", type=int, default=24, help="filters of the CNN's first block")
+    train_cv.add_argument("--epochs", type=int, default=8, help="epochs per fold (all run; the last is kept)")
+    train_cv.add_argument("--learning-rate", type=float, default=2e-3)
+    train_cv.add_argument("--label-smoothing", type=float, default=0.05)
+    train_cv.add_argument("--border-penalty", type=float, default=0.05)
+    train_cv.add_argument("--border-allowance", type=float, default=0.15)
+    train_cv.add_argument("--min-sensitivity", type=float, default=0.95)
+    train_cv.add_argument("--seed", type=int, default=0)
+    train_cv.add_argument("--run-dir", help="where fold models go (default runs/NAME)")
+    train_cv.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals")
+    train_cv.set_defaults(handler=run_train_cv)
+
     evaluate = commands.add_parser("evaluate", help="measure a model on a labelled folder")
     evaluate.add_argument("--data", required=True, help="Kaggle-layout root or a split folder")
     evaluate.add_argument("--split", help="with a Kaggle root: which split (default: test if present)")
     evaluate.add_argument("--model", help="model name in the store (default: DEFAULT)")
+    evaluate.add_argument("--site", help="use this site's calibration (see calibrate-site)")
     evaluate.add_argument("--json", dest="json_out", help="also write the figures to this file")
     evaluate.set_defaults(handler=run_evaluate)
 
     predict = commands.add_parser("predict", help="probability of pneumonia for films or folders")
     predict.add_argument("paths", nargs="+", metavar="PATH")
     predict.add_argument("--model", help="model name in the store (default: DEFAULT)")
+    predict.add_argument("--site", help="use this site's calibration (see calibrate-site)")
     predict.add_argument("--csv", dest="csv_out", help="write the rows to this CSV file")
     predict.set_defaults(handler=run_predict)
+
+    calibrate = commands.add_parser(
+        "calibrate-site", help="fit a site's own temperature and threshold on its labelled films "
+                               "(the model file is never changed)")
+    calibrate.add_argument("--data", required=True,
+                           help="the site's labelled films: a Kaggle-layout root (every split is used) "
+                                "or a folder with NORMAL and PNEUMONIA")
+    calibrate.add_argument("--name", required=True, help="the site's name: letters, digits, '-' and '_'")
+    calibrate.add_argument("--model", help="model name in the store (default: DEFAULT)")
+    calibrate.add_argument("--min-sensitivity", type=float, default=0.95,
+                           help="the lower 95%% bound of sensitivity the site's threshold keeps")
+    calibrate.set_defaults(handler=run_calibrate_site)
 
     profile = commands.add_parser("profile", help="describe a data set")
     profile.add_argument("--data", required=True, help="Kaggle-layout root or a split folder")
@@ -160,6 +199,48 @@ def run_train(args) -> int:
     return 0
 
 
+def run_train_cv(args) -> int:
+    from pneumo import crossval, data, folds
+    from pneumo.train import TrainConfig
+
+    if not Path(args.data).is_dir():
+        raise UserError(f"No such data folder: {args.data}")
+    schemes = tuple(s.strip() for s in args.schemes.split(",") if s.strip())
+    unknown = [s for s in schemes if s not in folds.SCHEMES]
+    if unknown or args.ship not in schemes:
+        raise UserError(f"--schemes must name schemes from {list(folds.SCHEMES)} and include --ship "
+                        f"{args.ship!r}; got {args.schemes!r}.")
+    if not 0 < args.min_sensitivity < 1:
+        raise UserError(f"--min-sensitivity must be between 0 and 1, got {args.min_sensitivity}.")
+    config = TrainConfig(
+        data=args.data, out=args.out, input_size=args.input_size, width=args.width, epochs=args.epochs,
+        learning_rate=args.learning_rate, label_smoothing=args.label_smoothing, seed=args.seed,
+        min_sensitivity=args.min_sensitivity, border_penalty=args.border_penalty,
+        border_allowance=args.border_allowance, max_minutes=24 * 60.0,
+    )
+    run_dir = Path(args.run_dir or Path("runs") / Path(args.out).name)
+    log = lambda message: print(message, flush=True)  # noqa: E731
+    started = time.time()
+    try:
+        records = data.find_films(args.data, splits=("train", "val"))
+        inputs = None
+        for scheme in schemes:
+            if len(crossval.finished_folds(run_dir, scheme, args.folds)) < args.folds and inputs is None:
+                inputs = data.load_inputs(records, args.input_size)
+            crossval.train_folds(config, scheme, args.folds, run_dir, log=log, records=records, inputs=inputs)
+        folder = crossval.assemble(config, run_dir, args.folds, ship=args.ship, schemes=schemes,
+                                   resamples=args.resamples, log=log)
+    except ValueError as err:
+        raise UserError(str(err)) from err
+    card = json.loads((folder / "card.json").read_text())
+    figures = card["validation"]
+    print(f"{folder.name}: {card['ensemble']['members']} members; {figures['kind']}: ROC AUC "
+          f"{figures['roc_auc']:.4f}, sensitivity {figures['sensitivity']:.3f}, specificity "
+          f"{figures['specificity']:.3f} at threshold {card['threshold']:.3f}; ECE {figures['ece']:.4f}; "
+          f"{(time.time() - started) / 60:.1f} min")
+    return 0
+
+
 def run_operating_point(args) -> int:
     from pneumo.train import choose_operating_point
 
@@ -178,7 +259,7 @@ def run_evaluate(args) -> int:
     from pneumo import data, metrics
     from pneumo.predict import STATUS_OK, STATUS_REJECTED
 
-    classifier = _classifier(args.model)
+    classifier = _classifier(args.model, args.site)
     records = _evaluation_records(Path(args.data), args.split)
     items = ((str(r.path), r.path) for r in records)
     kept, probs, errors, rejected = [], [], [], []
@@ -195,7 +276,7 @@ def run_evaluate(args) -> int:
     figures = metrics.evaluate(data.labels_of(kept), probs, classifier.threshold,
                                [r.subtype for r in kept])
     figures = {"model": classifier.loaded.name, "model_sha256": classifier.loaded.card["sha256"],
-               "data": str(args.data), **figures, "unreadable": errors,
+               "site": classifier.site_name or None, "data": str(args.data), **figures, "unreadable": errors,
                "rejected_out_of_scope": rejected}
     print(format_evaluation(figures))
     if args.json_out:
@@ -219,7 +300,8 @@ def _evaluation_records(root: Path, split: str | None):
 
 def format_evaluation(figures: dict) -> str:
     """The evaluation as the table readers know from the literature."""
-    lines = [f"model {figures['model']} on {figures['n']} films of {figures['data']}", "",
+    site = f" with site calibration {figures['site']}" if figures.get("site") else ""
+    lines = [f"model {figures['model']}{site} on {figures['n']} films of {figures['data']}", "",
              f"{'':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
     for name, row in figures["per_class"].items():
         lines.append(f"{name:<12}{row['precision']:>10.3f}{row['recall']:>10.3f}"
@@ -253,6 +335,7 @@ def run_predict(args) -> int:
     import csv
 
     from pneumo.io import find_film_files
+    from pneumo.predict import CSV_FIELDS
 
     try:
         paths = find_film_files(args.paths)
@@ -260,15 +343,14 @@ def run_predict(args) -> int:
         raise UserError(str(err)) from err
     if not paths:
         raise UserError(f"No films found in {', '.join(args.paths)}.")
-    classifier = _classifier(args.model)
+    classifier = _classifier(args.model, args.site)
     if classifier.guard is None:
         print(f"pneumo predict: note: model {classifier.loaded.name!r} has no out-of-scope guard, so "
               "nothing checks that the images are frontal chest films (see 'fit-guard').",
               file=sys.stderr)
-    fields = ["path", "status", "p_pneumonia", "label", "message"]
     handle = open(args.csv_out, "w", newline="") if args.csv_out else sys.stdout
     try:
-        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer = csv.DictWriter(handle, fieldnames=list(CSV_FIELDS))
         writer.writeheader()
         for assessment in classifier.assess_many((str(p), p) for p in paths):
             writer.writerow(assessment.row())
@@ -276,6 +358,43 @@ def run_predict(args) -> int:
     finally:
         if handle is not sys.stdout:
             handle.close()
+    return 0
+
+
+PROGRESS_SECONDS = 5.0
+"""calibrate-site prints a progress line at most this often while it scores films."""
+
+
+def run_calibrate_site(args) -> int:
+    import time
+
+    from pneumo import sites, store
+
+    sites.check_name(args.name)
+    if not 0 < args.min_sensitivity < 1:
+        raise UserError(f"--min-sensitivity must be between 0 and 1, got {args.min_sensitivity}.")
+    if not Path(args.data).is_dir():
+        raise UserError(f"No such data folder: {args.data}")
+    loaded = store.load(args.model)
+    started = time.time()
+    last = {"shown": started}
+
+    def progress(done: int, total: int) -> None:
+        now = time.time()
+        if done == 0:
+            print(f"calibrate-site: model {loaded.name}, site {args.name}: scoring {total} films of "
+                  f"{args.data}", file=sys.stderr, flush=True)
+        elif done == total or now - last["shown"] >= PROGRESS_SECONDS:
+            last["shown"] = now
+            print(f"calibrate-site: scored {done} of {total} films ({now - started:.0f} s)",
+                  file=sys.stderr, flush=True)
+
+    record = sites.calibrate_site(loaded, args.data, args.name, args.min_sensitivity, progress=progress)
+    replaced = sites.site_path(loaded, args.name).is_file()
+    path = sites.save_site(loaded, record)
+    print(sites.format_summary(record))
+    print(f"{'replaced' if replaced else 'stored'} {path} in {time.time() - started:.0f} s; use it with "
+          f"--site {args.name}", file=sys.stderr)
     return 0
 
 
@@ -396,21 +515,13 @@ def run_fit_guard(args) -> int:
 
 
 def _model_split(loaded, root: str):
-    """The model's own (train, validation) records, checked against its card."""
-    from pneumo import data
-    from pneumo.train import validation_names_sha256
+    """The model's own (training, held-out) records, checked against its card."""
+    from pneumo import folds
 
-    split = loaded.card.get("training", {}).get("split")
-    if not split:
-        raise UserError(f"Model {loaded.name!r} records no training split in its card, so its "
-                        "validation films cannot be found; retrain it with 'python -m pneumo train'.")
-    records = data.find_films(root, splits=("train", "val"))
-    train_records, val_records = data.split_by_patient(records, split["val_fraction"], split["seed"])
-    expected = split.get("validation_films_sha256")
-    if expected and validation_names_sha256(val_records) != expected:
-        raise UserError(f"{root} does not give the validation films model {loaded.name!r} was "
-                        "checked on; name the data folder it was trained on.")
-    return train_records, val_records
+    try:
+        return folds.training_records(loaded.card, root)
+    except ValueError as err:
+        raise UserError(str(err)) from err
 
 
 def _thin(records, count: int):
@@ -434,8 +545,8 @@ def format_guard(name: str, section: dict) -> str:
     return "\n".join(lines).rstrip()
 
 
-def _classifier(name: str | None):
+def _classifier(name: str | None, site: str | None = None):
     from pneumo import store
     from pneumo.predict import Classifier
 
-    return Classifier(store.load(name))
+    return Classifier(store.load(name), site=site)

@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from pneumo.explain import colorize
-from pneumo.present import CLASS_COLOURS, NEUTRAL_COLOUR, VERDICT_WORDS, format_percent
+from pneumo.present import CLASS_COLOURS, NEUTRAL_COLOUR, format_percent, verdict_bands
 
 FONT = dict(family="Source Sans Pro, Helvetica, Arial, sans-serif", size=13, color="#1b2a35")
 INTERVAL_COLOUR = "#1b2a35"
@@ -81,16 +81,17 @@ def probability_bars(p_pneumonia: float, threshold: float,
 
 
 def verdict_scale(threshold: float, classes: Sequence[str] = ("NORMAL", "PNEUMONIA")) -> go.Figure:
-    """How a probability becomes a verdict: the 0-1 scale split at the operating threshold.
+    """How a probability becomes a verdict: the 0-1 scale cut at the operating threshold and at 50%.
 
-    Shown before any film is uploaded, as the key to the probability bars.
+    Shown before any film is uploaded, as the key to the probability bars; the
+    review band between the threshold and 50% has its own colour
+    (see :func:`pneumo.present.verdict_bands`).
     """
-    normal, pneumonia = classes[0], classes[1]
     fig = go.Figure()
-    for name, (start, end) in ((normal, (0.0, threshold)), (pneumonia, (threshold, 1.0))):
-        words = VERDICT_WORDS.get(name, name)
+    for band in verdict_bands(threshold, classes):
+        words, start, end = band.words, band.start, band.end
         fig.add_trace(go.Bar(x=[end - start], base=[start], y=["P(pneumonia)"], orientation="h",
-                             marker_color=_class_colour(name), opacity=0.85, name=words,
+                             marker_color=band.colour, opacity=0.85, name=words,
                              text=[words], textposition="inside", insidetextanchor="middle",
                              hovertemplate=f"{words}: P(pneumonia) {start:.2f} to {end:.2f}<extra></extra>"))
     fig.add_vline(x=threshold, line=dict(color=THRESHOLD_COLOUR, width=2, dash="dash"),

@@ -26,6 +26,12 @@ RULES = {
 }
 """Threshold rule key -> what it does, in words for the card."""
 
+FIGURES = ("roc_auc", "sensitivity", "specificity", "accuracy", "ece")
+"""The figures given with a 95% interval."""
+INTERVAL_LEVEL = 0.95
+_CHUNK = 100  # bootstrap resamples computed at once (bounds memory on large sets)
+_ECE_BINS = 15  # as pneumo.metrics.expected_calibration_error
+
 
 def threshold_by_rule(rule: str, labels: np.ndarray, probs: np.ndarray, min_sensitivity: float = 0.95) -> float:
     """The threshold ``rule`` (a key of :data:`RULES`) picks on calibrated probabilities.
@@ -86,31 +92,95 @@ def transfer_by_block(labels: np.ndarray, logits: np.ndarray, blocks: np.ndarray
     return rows
 
 
-def figures_with_intervals(labels: np.ndarray, probs: np.ndarray, threshold: float, groups: Sequence[str],
-                           resamples: int = 1000, seed: int = 0) -> dict:
-    """ROC AUC, sensitivity, specificity, accuracy and ECE with patient-grouped bootstrap 95% intervals.
+def patient_weights(patients: Sequence[str], resamples: int, seed: int) -> np.ndarray:
+    """How often each film is drawn in each resample of a patient-grouped bootstrap.
+
+    Each resample draws as many patients as there are, with replacement; a patient's
+    films all come with it.
 
     Returns:
-        ``{figure: {"value": v, "low": lo, "high": hi}}`` plus ``n`` and ``confusion_matrix``.
+        float (resamples, n films) counts.
     """
-    labels, probs = np.asarray(labels).astype(int), np.asarray(probs, dtype=float)
-    point = _figures(labels, probs, threshold)
-    patients, members = np.unique(np.asarray(groups), return_inverse=True)
-    by_patient = [np.flatnonzero(members == p) for p in range(len(patients))]
+    _, film_patient = np.unique(np.asarray(patients, dtype=str), return_inverse=True)
+    count = int(film_patient.max()) + 1 if len(film_patient) else 0
     rng = np.random.default_rng(seed)
-    draws = {key: [] for key in point}
-    for _ in range(resamples):
-        chosen = rng.integers(0, len(patients), len(patients))
-        index = np.concatenate([by_patient[p] for p in chosen])
-        for key, value in _figures(labels[index], probs[index], threshold).items():
-            if value is not None:
-                draws[key].append(value)
-    result = {key: {"value": value,
-                    "low": float(np.percentile(draws[key], 2.5)) if draws[key] else None,
-                    "high": float(np.percentile(draws[key], 97.5)) if draws[key] else None}
-              for key, value in point.items()}
-    result["n"] = int(labels.size)
-    result["confusion_matrix"] = metrics.at_threshold(labels, probs, threshold)["confusion_matrix"]
+    drawn = rng.multinomial(count, np.full(count, 1.0 / max(count, 1)), size=resamples)  # (B, patients)
+    return drawn[:, film_patient].astype(np.float64)
+
+
+def weighted_figures(labels: np.ndarray, probs: np.ndarray, threshold: float,
+                     weights: np.ndarray) -> dict[str, np.ndarray]:
+    """ROC AUC, sensitivity, specificity, accuracy and ECE for films counted with weights.
+
+    With integer weights this equals :func:`pneumo.metrics.evaluate` on the films repeated
+    that often (ties in AUC count half; ECE in 15 equal-width bins), computed for many
+    weightings at once.
+
+    Args:
+        labels: (n,) 0/1.
+        probs: (n,) P(pneumonia).
+        threshold: pneumonia when ``probs >= threshold``.
+        weights: (B, n) non-negative weights, one row per resample.
+
+    Returns:
+        Each figure as a (B,) array; NaN where a resample has no film of a class.
+    """
+    labels = np.asarray(labels).astype(bool)
+    probs = np.asarray(probs, dtype=np.float64)
+    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    called = probs >= threshold
+    positives, negatives = weights[:, labels].sum(axis=1), weights[:, ~labels].sum(axis=1)
+    tp, tn = weights[:, labels & called].sum(axis=1), weights[:, ~labels & ~called].sum(axis=1)
+    total = positives + negatives
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sensitivity, specificity, accuracy = tp / positives, tn / negatives, (tp + tn) / total
+        # AUC: for each pneumonia film, the weight of normal films scored below it (ties half).
+        order = np.argsort(probs, kind="stable")
+        sorted_p = probs[order]
+        below_negative = np.concatenate([np.zeros((len(weights), 1)),
+                                         np.cumsum(weights[:, order] * ~labels[order], axis=1)], axis=1)
+        first = np.searchsorted(sorted_p, probs[labels], side="left")
+        past = np.searchsorted(sorted_p, probs[labels], side="right")
+        beaten = below_negative[:, first] + 0.5 * (below_negative[:, past] - below_negative[:, first])
+        roc_auc = (weights[:, labels] * beaten).sum(axis=1) / (positives * negatives)
+        edges = np.linspace(0.0, 1.0, _ECE_BINS + 1)
+        which = np.clip(np.digitize(probs, edges[1:-1], right=True), 0, _ECE_BINS - 1)
+        gaps = np.zeros((len(weights), _ECE_BINS))
+        for index in range(_ECE_BINS):
+            members = which == index
+            if members.any():
+                gaps[:, index] = weights[:, members] @ (probs[members] - labels[members])
+        ece = np.abs(gaps).sum(axis=1) / total
+    return {"roc_auc": roc_auc, "sensitivity": sensitivity, "specificity": specificity,
+            "accuracy": accuracy, "ece": ece}
+
+
+def figures_with_intervals(labels: np.ndarray, probs: np.ndarray, threshold: float,
+                           groups: Sequence[str] | None = None, resamples: int = 1000, seed: int = 0,
+                           weights: np.ndarray | None = None) -> dict:
+    """The :data:`FIGURES` at one operating point, each ``{"value", "low", "high"}``.
+
+    Values come from :func:`pneumo.metrics.evaluate`; the 95% interval is the 2.5th to
+    97.5th percentile over a bootstrap that resamples the patients ``groups`` (see
+    :func:`patient_weights`), or over the given bootstrap ``weights``.
+    """
+    if weights is None:
+        if groups is None:
+            raise ValueError("figures_with_intervals needs the films' patients or bootstrap weights")
+        weights = patient_weights(groups, resamples, seed)
+    point = metrics.evaluate(labels, probs, threshold)
+    spread = {key: [] for key in FIGURES}
+    for start in range(0, len(weights), _CHUNK):
+        for key, values in weighted_figures(labels, probs, threshold, weights[start:start + _CHUNK]).items():
+            spread[key].append(values)
+    tail = (1 - INTERVAL_LEVEL) / 2 * 100
+    result = {"threshold": float(threshold), "n": int(len(labels)),
+              "confusion_matrix": point["confusion_matrix"]}
+    for key in FIGURES:
+        values = np.concatenate(spread[key]) if spread[key] else np.zeros(0)
+        values = values[np.isfinite(values)]
+        low, high = np.percentile(values, [tail, 100 - tail]) if values.size else (np.nan, np.nan)
+        result[key] = {"value": point[key], "low": _number(low), "high": _number(high)}
     return result
 
 
@@ -124,15 +194,12 @@ def summarise_transfer(rows: list[dict]) -> dict:
     return summary
 
 
-def _figures(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict:
-    at = metrics.at_threshold(labels, probs, threshold)
-    return {"roc_auc": _auc(labels, probs), "sensitivity": at["sensitivity"],
-            "specificity": at["specificity"], "accuracy": at["accuracy"],
-            "ece": metrics.expected_calibration_error(labels, probs)}
-
-
 def _auc(labels: np.ndarray, probs: np.ndarray) -> float | None:
     return float(skm.roc_auc_score(labels, probs)) if len(np.unique(labels)) == 2 else None
+
+
+def _number(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
 
 
 def _logit(probs: np.ndarray) -> np.ndarray:

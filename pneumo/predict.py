@@ -1,7 +1,8 @@
 """Applying a model: from a file (path or bytes) to a calibrated probability and a verdict.
 
 The CLI and the app both go through :class:`Classifier`, so a film gets the same
-number wherever it is shown.
+number wherever it is shown. With a site calibration (:mod:`pneumo.sites`) the
+probabilities, labels and intervals follow the site's temperature and threshold.
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ from pneumo.augment import AugmentConfig, make_augment
 from pneumo.guard import Guard, ScopeVerdict, feature_model, load_guard, model_outputs
 from pneumo.io import Film, FilmReadError, read_film
 from pneumo.preprocess import to_model_input
+from pneumo.sites import Site, SiteError, load_site
 from pneumo.store import LoadedModel
 
 STATUS_OK, STATUS_REJECTED, STATUS_ERROR = "ok", "rejected", "error"
+
+CSV_FIELDS = ("path", "status", "p_pneumonia", "label", "message", "site")
+"""The columns of ``python -m pneumo predict`` and of the app's CSV download, in order."""
 
 # Mild changes a film could plausibly show from one exposure to the next; the spread
 # of the model's answer over them is the uncertainty interval shown beside it.
@@ -46,13 +51,14 @@ class Assessment:
     film: Film | None = None
     out_of_scope_reason: str = ""
     scope_checked: bool = False  # False when the model has no guard (nothing was checked)
+    site: str = ""  # the site calibration in effect, "" for the model's own operating point
 
     def row(self) -> dict:
-        """The CSV row: path, status, p_pneumonia (for ``ok`` rows only), label, message."""
+        """The CSV row (:data:`CSV_FIELDS`): p_pneumonia for ``ok`` rows only, site "" without one."""
         shown = self.status == STATUS_OK and self.p_pneumonia is not None
         return {"path": self.source, "status": self.status,
                 "p_pneumonia": f"{self.p_pneumonia:.4f}" if shown else "",
-                "label": self.label or "", "message": self.message}
+                "label": self.label or "", "message": self.message, "site": self.site}
 
 
 USE_STORED_GUARD = "stored"
@@ -64,13 +70,25 @@ class Classifier:
     With a guard (by default the one stored beside the model, see
     :func:`pneumo.guard.load_guard`), films out of scope come back ``rejected`` with
     the reason; ``guard`` is None when the model has none or ``guard=None`` is given.
+
+    With a ``site`` (a :class:`pneumo.sites.Site` or a site's name), every probability is
+    the site's, ``sigmoid(T_model * logit(p) / T_site)``, and labels use the site's
+    threshold; without one the model's own operating point applies.
+
+    Raises:
+        SiteError: an unknown site, or a site calibrated for another model file.
     """
 
-    def __init__(self, loaded: LoadedModel, guard: Guard | None | str = USE_STORED_GUARD):
+    def __init__(self, loaded: LoadedModel, guard: Guard | None | str = USE_STORED_GUARD,
+                 site: Site | str | None = None):
         self.loaded = loaded
         self.model = loaded.model
         self.size = loaded.input_size
-        self.threshold = loaded.threshold
+        self.site = load_site(loaded, site) if isinstance(site, str) and site else (site or None)
+        if self.site is not None and self.site.model_sha256 != loaded.card.get("sha256"):
+            raise SiteError(f"Site {self.site.name!r} was calibrated for another model file than "
+                            f"model {loaded.name!r}'s.")
+        self.threshold = self.site.threshold if self.site is not None else loaded.threshold
         self.classes = loaded.classes
         self._tta = None
         self.guard = load_guard(loaded) if guard == USE_STORED_GUARD else guard
@@ -84,14 +102,25 @@ class Classifier:
                              f"got {inputs.shape}")
         out = [np.asarray(self.model(inputs[i:i + batch_size], training=False))[:, 0]
                for i in range(0, len(inputs), batch_size)]
-        return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+        return self._at_site(np.concatenate(out).astype(np.float64)) if out else np.zeros(0)
+
+    @property
+    def site_name(self) -> str:
+        """The active site's name, "" for the model's own operating point."""
+        return self.site.name if self.site is not None else ""
+
+    def _at_site(self, probs: np.ndarray) -> np.ndarray:
+        """The model's probabilities, or the site's when a site is active."""
+        if self.site is None:
+            return probs
+        return self.site.probabilities(probs, float(self.loaded.card["temperature"]))
 
     def predict_film(self, film: Film) -> float:
         """Calibrated P(pneumonia) for one decoded film."""
         return float(self.predict_inputs(to_model_input(film, self.size)[np.newaxis])[0])
 
     def label_for(self, p_pneumonia: float) -> str:
-        """The class at the model's operating threshold."""
+        """The class at the operating threshold (the site's when one is active)."""
         return self.classes[1] if p_pneumonia >= self.threshold else self.classes[0]
 
     def uncertainty(self, film: Film, samples: int = TTA_SAMPLES) -> tuple[float, float]:
@@ -121,7 +150,7 @@ class Classifier:
             except FilmReadError as err:
                 yield from self._flush(pending)
                 pending = []
-                yield Assessment(source=name, status=STATUS_ERROR, message=str(err))
+                yield Assessment(source=name, status=STATUS_ERROR, message=str(err), site=self.site_name)
                 continue
             pending.append((name, film))
             if len(pending) >= batch_size:
@@ -141,7 +170,7 @@ class Classifier:
         if self.guard is None:
             return self.predict_inputs(inputs), [None] * len(films)
         probs, pooled = model_outputs(self._two_headed, inputs)
-        return probs, self.guard.judge(inputs, pooled, films)
+        return self._at_site(probs), self.guard.judge(inputs, pooled, films)
 
     def _flush(self, pending: Sequence[tuple[str, Film]]) -> Iterator[Assessment]:
         if not pending:
@@ -156,6 +185,7 @@ class Classifier:
         if verdict is not None and not verdict.in_scope:
             message = f"{verdict.reason} {notes}".strip()
             return Assessment(source=name, status=STATUS_REJECTED, p_pneumonia=p, message=message,
-                              film=film, out_of_scope_reason=verdict.reason, scope_checked=True)
+                              film=film, out_of_scope_reason=verdict.reason, scope_checked=True,
+                              site=self.site_name)
         return Assessment(source=name, status=STATUS_OK, p_pneumonia=p, label=self.label_for(p),
-                          message=notes, film=film, scope_checked=verdict is not None)
+                          message=notes, film=film, scope_checked=verdict is not None, site=self.site_name)

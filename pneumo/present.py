@@ -12,7 +12,8 @@ import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from pneumo.predict import STATUS_OK, STATUS_REJECTED, Assessment
+from pneumo.predict import CSV_FIELDS, STATUS_OK, STATUS_REJECTED, Assessment
+from pneumo.sites import Site
 
 DISCLAIMER = (
     "Pneumo assists a clinician; it does not diagnose. It estimates how likely pneumonia is on a "
@@ -27,7 +28,16 @@ CLASS_COLOURS = {"NORMAL": "#2e7d5b", "PNEUMONIA": "#b3261e"}
 NEUTRAL_COLOUR = "#5f6b73"
 """For rows without a verdict (files that could not be read)."""
 
+REVIEW_COLOUR = "#a15c00"
+"""For verdicts in the review band (amber; 5.2:1 against white, like the class colours)."""
+
 VERDICT_WORDS = {"NORMAL": "No pneumonia detected", "PNEUMONIA": "Pneumonia likely"}
+
+REVIEW_WORDS = "Possible pneumonia: review"
+"""The verdict between the operating threshold and 50%, whichever side of 50% the threshold is."""
+
+NO_SITE_WORDS = "none (model's own operating point)"
+"""How the absence of a site calibration is named wherever the active site is shown."""
 
 CAM_WORDS = (
     "Warm colours (yellow to red) mark the regions that weighed most towards pneumonia; cool, "
@@ -41,16 +51,28 @@ NORMAL_MAP_WORDS = (
     "Each map is scaled to its own strongest region: here its warm spots are the faintest traces, "
     "not a finding."
 )
-"""Beside the overlay of a film below the threshold (see :func:`map_note`)."""
+"""Beside the overlay of a film read as normal (see :func:`map_note`)."""
+
+REVIEW_MAP_WORDS = (
+    "This film is in the review band: the evidence of pneumonia is weak either way. Each map is "
+    "scaled to its own strongest region, so its warm spots may be faint traces rather than a finding."
+)
+"""Beside the overlay of a film in the review band (see :func:`map_note`)."""
 
 
 def map_note(p_pneumonia: float, threshold: float) -> str | None:
     """What to say beside a film's overlay about how much its map means, or None.
 
     Maps are scaled per film, so a film read as normal still shows a warm spot; the
-    note keeps a reader from taking that spot for a finding.
+    note keeps a reader from taking that spot for a finding. A film in the review
+    band (see :func:`review_band`) gets a milder note; a film read as pneumonia none.
     """
-    return NORMAL_MAP_WORDS if p_pneumonia < threshold else None
+    band = review_band(threshold)
+    if p_pneumonia < min(threshold, 0.5):
+        return NORMAL_MAP_WORDS
+    if band is not None and band[0] <= p_pneumonia < band[1]:
+        return REVIEW_MAP_WORDS
+    return None
 
 
 def training_run_text(training: dict) -> str:
@@ -91,13 +113,26 @@ class Verdict:
     """A probability judged at the model's operating threshold.
 
     Attributes:
-        label: the class name at the threshold ("NORMAL" or "PNEUMONIA").
-        text: the verdict in words with the probability, e.g. "Pneumonia likely, 97%".
-        colour: the class colour as a hex string.
+        label: the class name at the threshold ("NORMAL" or "PNEUMONIA"), as the CSV writes it.
+        text: the verdict in words with the probability, e.g. "Pneumonia likely, 97%" or, in the
+            review band, "Possible pneumonia: review, 48%".
+        colour: the class colour, or :data:`REVIEW_COLOUR` in the review band, as a hex string.
+        review: whether the probability lies in the review band (see :func:`review_band`).
     """
 
     label: str
     text: str
+    colour: str
+    review: bool = False
+
+
+@dataclass(frozen=True)
+class VerdictBand:
+    """A stretch of P(pneumonia), [start, end), and the words and colour its films get."""
+
+    start: float
+    end: float
+    words: str
     colour: str
 
 
@@ -115,19 +150,98 @@ def format_probability(p: float) -> str:
     return f"{p:.4f}"
 
 
+def review_band(threshold: float) -> tuple[float, float] | None:
+    """The review band: P(pneumonia) between the operating threshold and 50%, as [low, high).
+
+    Below both, a film reads "No pneumonia detected"; at or above both, "Pneumonia likely";
+    in between, the label at the threshold and the odds disagree, so the film reads
+    :data:`REVIEW_WORDS`. None when the threshold is exactly 50% (no band).
+    """
+    low, high = sorted((float(threshold), 0.5))
+    return (low, high) if low < high else None
+
+
+def verdict_bands(threshold: float, classes: Sequence[str] = ("NORMAL", "PNEUMONIA")) -> list[VerdictBand]:
+    """The 0-1 scale of P(pneumonia) cut into its verdicts, lowest first (two or three bands)."""
+    normal, pneumonia = classes[0], classes[1]
+    band = review_band(threshold)
+    low, high = band if band is not None else (float(threshold), float(threshold))
+    bands = [VerdictBand(0.0, low, VERDICT_WORDS.get(normal, normal), CLASS_COLOURS.get(normal, NEUTRAL_COLOUR))]
+    if band is not None:
+        bands.append(VerdictBand(low, high, REVIEW_WORDS, REVIEW_COLOUR))
+    bands.append(VerdictBand(high, 1.0, VERDICT_WORDS.get(pneumonia, pneumonia),
+                             CLASS_COLOURS.get(pneumonia, NEUTRAL_COLOUR)))
+    return bands
+
+
+def _percent_of(threshold: float) -> str:
+    return f"{threshold * 100:.1f}%"
+
+
+def band_explanation(threshold: float) -> list[str]:
+    """How a probability is put into words at this operating threshold, one sentence per band.
+
+    Args:
+        threshold: the operating threshold in effect (the model's or the active site's).
+
+    Returns:
+        Plain sentences, lowest band first, then one on why the review band exists (when it does).
+    """
+    band = review_band(threshold)
+    cut = _percent_of(threshold)
+    if band is None:
+        return [f'Below {cut} (the operating threshold): "{VERDICT_WORDS["NORMAL"]}"; the film is '
+                "labelled NORMAL.",
+                f'{cut} and above: "{VERDICT_WORDS["PNEUMONIA"]}"; the film is labelled PNEUMONIA.']
+    if threshold < 0.5:
+        return [f'Below {cut} (the operating threshold): "{VERDICT_WORDS["NORMAL"]}"; the film is '
+                "labelled NORMAL.",
+                f'From {cut} up to 50%: "{REVIEW_WORDS}". The film is labelled PNEUMONIA at the '
+                "threshold, but pneumonia is less likely than not: a clinician should look again.",
+                f'50% and above: "{VERDICT_WORDS["PNEUMONIA"]}"; the film is labelled PNEUMONIA.',
+                f"The threshold sits below 50% so that few pneumonias are missed; the review band "
+                "names the films it flags although the model rates pneumonia as less likely than not."]
+    return [f'Below 50%: "{VERDICT_WORDS["NORMAL"]}"; the film is labelled NORMAL.',
+            f'From 50% up to {cut} (the operating threshold): "{REVIEW_WORDS}". Pneumonia is more '
+            "likely than not, but the film is below the threshold and labelled NORMAL: a clinician "
+            "should look again.",
+            f'{cut} and above: "{VERDICT_WORDS["PNEUMONIA"]}"; the film is labelled PNEUMONIA.']
+
+
+def bands_text(threshold: float) -> str:
+    """The verdict bands on one line, e.g. for a report: "below 0.2112: No pneumonia detected; ..."."""
+    parts = []
+    for band in verdict_bands(threshold):
+        if band.start == 0.0:
+            parts.append(f"below {format_probability(band.end)}: {band.words}")
+        elif band.end == 1.0:
+            parts.append(f"{format_probability(band.start)} and above: {band.words}")
+        else:
+            parts.append(f"{format_probability(band.start)} to below {format_probability(band.end)}: "
+                         f"{band.words}")
+    return "; ".join(parts)
+
+
 def verdict_for(p_pneumonia: float, threshold: float,
                 classes: Sequence[str] = ("NORMAL", "PNEUMONIA")) -> Verdict:
-    """The verdict at the operating threshold (``p >= threshold`` is pneumonia).
+    """The verdict at the operating threshold (``p >= threshold`` is pneumonia), in words that agree with P.
+
+    Between the threshold and 50% (see :func:`review_band`) the words are
+    :data:`REVIEW_WORDS` in :data:`REVIEW_COLOUR`; the label stays the class at the threshold.
 
     Args:
         p_pneumonia: the calibrated probability of pneumonia.
-        threshold: the model's operating threshold.
+        threshold: the operating threshold in effect (the model's or the active site's).
         classes: the model's class names in label order.
 
     Returns:
         The :class:`Verdict`; its percentage is always P(pneumonia).
     """
     label = classes[1] if p_pneumonia >= threshold else classes[0]
+    band = review_band(threshold)
+    if band is not None and band[0] <= p_pneumonia < band[1]:
+        return Verdict(label=label, text=f"{REVIEW_WORDS}, {format_percent(p_pneumonia)}",
+                       colour=REVIEW_COLOUR, review=True)
     words = VERDICT_WORDS.get(label, label)
     return Verdict(label=label, text=f"{words}, {format_percent(p_pneumonia)}",
                    colour=CLASS_COLOURS.get(label, NEUTRAL_COLOUR))
@@ -155,7 +269,7 @@ def results_rows(assessments: Iterable[Assessment], threshold: float,
 def results_csv(assessments: Iterable[Assessment]) -> bytes:
     """The batch as CSV bytes, in the same columns as ``python -m pneumo predict --csv``."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["path", "status", "p_pneumonia", "label", "message"])
+    writer = csv.DictWriter(buffer, fieldnames=list(CSV_FIELDS))
     writer.writeheader()
     for item in assessments:
         writer.writerow(item.row())
@@ -171,7 +285,24 @@ def problem_text(item: Assessment) -> str:
 
 def verdict_colour_css(verdict_text: str) -> str:
     """CSS for a results-table cell holding a verdict text (coloured as the verdict)."""
-    for label, words in VERDICT_WORDS.items():
+    colours = {REVIEW_WORDS: REVIEW_COLOUR,
+               **{words: CLASS_COLOURS[label] for label, words in VERDICT_WORDS.items()}}
+    for words, colour in colours.items():
         if verdict_text.startswith(words):
-            return f"color: {CLASS_COLOURS[label]}; font-weight: 600"
+            return f"color: {colour}; font-weight: 600"
     return f"color: {NEUTRAL_COLOUR}"
+
+
+def site_text(site: Site | None) -> str:
+    """One sentence naming a site calibration and its operating point, or that none is active.
+
+    Args:
+        site: the active site calibration, or None for the model's own operating point.
+    """
+    if site is None:
+        return f"Site calibration: {NO_SITE_WORDS}."
+    films = sum((site.record.get("films", {}).get("used") or {}).values())
+    made = str(site.record.get("created") or "?")[:10]
+    return (f"Site calibration {site.name} (made {made} on {films:,} films of the site): threshold "
+            f"{format_probability(site.threshold)}, temperature {site.temperature:.3f}, chosen for "
+            f"sensitivity of at least {site.min_sensitivity:g}.")

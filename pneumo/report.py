@@ -17,7 +17,8 @@ from PIL import Image
 
 from pneumo.figures import colour_scale_strip
 from pneumo.explain import ATTENTION_WARNING
-from pneumo.present import CAM_WORDS, DISCLAIMER, format_probability, map_note, verdict_for
+from pneumo.present import (CAM_WORDS, DISCLAIMER, NO_SITE_WORDS, bands_text, format_probability,
+                            map_note, verdict_for)
 
 PAGE_MARGIN_MM = 15
 IMAGE_WIDTH_MM = 85
@@ -31,7 +32,7 @@ class CaseReport:
         film: the film as the model saw it, uint8 (h, w).
         overlay: the explanation over the film, RGB uint8 (h, w, 3).
         p_pneumonia: the calibrated probability Classifier returned.
-        threshold: the model's operating threshold.
+        threshold: the operating threshold in effect (the site's when a site is active).
         model_name: the model's name in the store.
         model_version: the model's version (first 12 hex digits of its sha256).
         method: the explanation method's name, e.g. "Grad-CAM".
@@ -40,6 +41,7 @@ class CaseReport:
         metadata: header fields safe to show (DICOM view, modality, study date).
         attention_outside: whether the map's weight lies mostly at the film's border.
         created: when the report was made (UTC); now when not given.
+        site: the site calibration in effect, "" for the model's own operating point.
     """
 
     film: np.ndarray
@@ -54,6 +56,7 @@ class CaseReport:
     metadata: Mapping[str, str] = field(default_factory=dict)
     attention_outside: bool = False
     created: datetime | None = None
+    site: str = ""
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -103,7 +106,9 @@ def _facts(report: CaseReport) -> list[tuple[str, str]]:
                                          "(under mild test-time changes of the film)"))
     facts += [
         ("Operating threshold", f"{format_probability(report.threshold)} (pneumonia at or above)"),
+        ("Verdict bands", bands_text(report.threshold)),
         ("Model", f"{report.model_name}, version {report.model_version}"),
+        ("Site calibration", report.site or NO_SITE_WORDS),
         ("Explanation", f"{report.method}, towards pneumonia"),
     ]
     facts += [(key.replace("_", " ").capitalize(), value) for key, value in report.metadata.items()]

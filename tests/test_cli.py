@@ -40,7 +40,8 @@ def test_predict_csv_contract_with_a_broken_file_mid_batch(use_tiny_store, tmp_p
     before = sorted(p.name for p in folder.rglob("*"))
     assert main(["predict", str(folder), "--csv", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
-    assert list(rows[0]) == ["path", "status", "p_pneumonia", "label", "message"]
+    assert list(rows[0]) == ["path", "status", "p_pneumonia", "label", "message", "site"]
+    assert {r["site"] for r in rows} == {""}
     assert [r["status"] for r in rows] == ["ok", "error", "ok"]
     assert rows[1]["p_pneumonia"] == "" and "not an image" in rows[1]["message"]
     assert rows[2]["path"].endswith("nested/c.jpeg") and rows[2]["label"] in ("NORMAL", "PNEUMONIA")

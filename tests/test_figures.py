@@ -65,3 +65,13 @@ def test_profile_figures_build_from_a_profile():
     split_bars = figures.films_per_split_figure(profile).data
     assert [b.name for b in split_bars] == ["NORMAL", "PNEUMONIA"]
     assert list(split_bars[1].y) == [5, 2]
+
+
+def test_verdict_scale_shows_the_review_band_in_its_colour():
+    from pneumo.present import REVIEW_COLOUR, REVIEW_WORDS
+
+    bars = figures.verdict_scale(0.21).data
+    assert [b.name for b in bars] == ["No pneumonia detected", REVIEW_WORDS, "Pneumonia likely"]
+    assert [b.base[0] for b in bars] == pytest.approx([0.0, 0.21, 0.5])
+    assert bars[1].marker.color == REVIEW_COLOUR
+    assert len(figures.verdict_scale(0.5).data) == 2

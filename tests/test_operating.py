@@ -79,3 +79,25 @@ def test_intervals_contain_the_figure_and_resample_patients_not_films():
     as_films = operating.figures_with_intervals(np.repeat(labels, 4), np.repeat(probs, 4), 0.5,
                                                 [f"f{i}" for i in range(4 * len(labels))], resamples=300)
     assert width(as_films) < 0.7 * width(repeated)
+
+
+def test_weighted_figures_equal_pneumo_metrics_on_repeated_films():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 120)
+    probs = np.round(np.clip(labels * 0.25 + rng.random(120) * 0.75, 0, 1), 2)  # rounded: ties
+    repeats = rng.integers(0, 4, (5, 120)).astype(float)
+    computed = operating.weighted_figures(labels, probs, 0.4, repeats)
+    for row, weights in enumerate(repeats):
+        index = np.repeat(np.arange(120), weights.astype(int))
+        expected = metrics.evaluate(labels[index], probs[index], 0.4)
+        for key in operating.FIGURES:
+            assert computed[key][row] == pytest.approx(expected[key], abs=1e-12), key
+
+
+def test_the_bootstrap_draws_whole_patients():
+    patients = ["a", "a", "b", "c", "c", "c"]
+    weights = operating.patient_weights(patients, resamples=200, seed=1)
+    assert weights.shape == (200, 6)
+    assert (weights[:, 0] == weights[:, 1]).all() and (weights[:, 3] == weights[:, 5]).all()
+    assert (weights[:, [0, 2, 3]].sum(axis=1) == 3).all()  # as many patients as there are
+    np.testing.assert_array_equal(weights, operating.patient_weights(patients, resamples=200, seed=1))

@@ -40,9 +40,10 @@ def test_label_follows_the_card_threshold(classifier):
 
 def test_csv_row_contract(classifier, normal_film):
     row = classifier.assess(normal_film, name="x.jpeg").row()
-    assert list(row) == ["path", "status", "p_pneumonia", "label", "message"]
+    assert list(row) == ["path", "status", "p_pneumonia", "label", "message", "site"]
     assert row["path"] == "x.jpeg" and row["status"] == "ok"
     assert 0.0 <= float(row["p_pneumonia"]) <= 1.0 and row["label"] in ("NORMAL", "PNEUMONIA")
+    assert row["site"] == ""
 
 
 def test_uncertainty_interval_brackets_plausible_values(classifier, pneumonia_film):

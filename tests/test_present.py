@@ -65,7 +65,8 @@ def test_rows_and_csv_keep_order_and_errors():
     assert rows[0]["p_pneumonia"] == 0.91234 and rows[1]["p_pneumonia"] is None
     assert rows[1]["verdict"] == "" and rows[1]["message"] == "The file is empty."
     table = list(csv.DictReader(io.StringIO(present.results_csv(items).decode())))
-    assert list(table[0]) == ["path", "status", "p_pneumonia", "label", "message"]
+    assert list(table[0]) == ["path", "status", "p_pneumonia", "label", "message", "site"]
+    assert table[0]["site"] == ""  # no site calibration: the model's own operating point
     assert table[0]["p_pneumonia"] == "0.9123" and table[1]["status"] == STATUS_ERROR
 
 
@@ -87,3 +88,76 @@ def test_problem_text_names_the_file_and_the_reason():
     assert present.problem_text(broken) == "`b.png` could not be read: The file is empty."
     refused = Assessment("cat.jpg", STATUS_REJECTED, 0.3, message="Not a chest film.")
     assert present.problem_text(refused) == "`cat.jpg` was not assessed: Not a chest film."
+
+
+SHIPPED_LIKE = 0.2112  # an operating threshold below 50%, as the shipped model's
+
+
+@pytest.mark.parametrize(("p", "label", "text", "colour"), [
+    (0.2111, "NORMAL", "No pneumonia detected, 21%", present.CLASS_COLOURS["NORMAL"]),   # just below
+    (0.2112, "PNEUMONIA", "Possible pneumonia: review, 21%", present.REVIEW_COLOUR),      # at the threshold
+    (0.48, "PNEUMONIA", "Possible pneumonia: review, 48%", present.REVIEW_COLOUR),        # inside the band
+    (0.5, "PNEUMONIA", "Pneumonia likely, 50%", present.CLASS_COLOURS["PNEUMONIA"]),      # at 50%
+    (0.97, "PNEUMONIA", "Pneumonia likely, 97%", present.CLASS_COLOURS["PNEUMONIA"]),
+])
+def test_words_agree_with_the_number_below_a_low_threshold(p, label, text, colour):
+    verdict = present.verdict_for(p, SHIPPED_LIKE)
+    assert (verdict.label, verdict.text, verdict.colour) == (label, text, colour)
+    assert verdict.review == (colour == present.REVIEW_COLOUR)
+
+
+def test_a_threshold_of_50_percent_has_no_review_band():
+    assert present.review_band(0.5) is None
+    assert present.verdict_for(0.4999, 0.5).text == "No pneumonia detected, 50%"
+    assert present.verdict_for(0.5, 0.5).text == "Pneumonia likely, 50%"
+    assert [b.words for b in present.verdict_bands(0.5)] == ["No pneumonia detected", "Pneumonia likely"]
+    assert not any("review" in line for line in present.band_explanation(0.5))
+
+
+def test_above_50_percent_the_band_lies_between_50_percent_and_the_threshold():
+    assert present.review_band(0.74) == (0.5, 0.74)
+    assert present.verdict_for(0.49, 0.74).text == "No pneumonia detected, 49%"
+    inside = present.verdict_for(0.6, 0.74)
+    assert inside.text == "Possible pneumonia: review, 60%" and inside.label == "NORMAL" and inside.review
+    assert present.verdict_for(0.74, 0.74).text == "Pneumonia likely, 74%"
+
+
+def test_bands_cover_the_scale_in_their_colours():
+    bands = present.verdict_bands(SHIPPED_LIKE)
+    assert [(b.start, b.end) for b in bands] == [(0.0, SHIPPED_LIKE), (SHIPPED_LIKE, 0.5), (0.5, 1.0)]
+    assert [b.colour for b in bands] == [present.CLASS_COLOURS["NORMAL"], present.REVIEW_COLOUR,
+                                         present.CLASS_COLOURS["PNEUMONIA"]]
+    assert len(set(present.CLASS_COLOURS.values()) | {present.REVIEW_COLOUR, present.NEUTRAL_COLOUR}) == 4
+
+
+def test_band_explanation_in_plain_words():
+    lines = present.band_explanation(SHIPPED_LIKE)
+    assert lines[0] == ('Below 21.1% (the operating threshold): "No pneumonia detected"; '
+                        "the film is labelled NORMAL.")
+    assert lines[1].startswith('From 21.1% up to 50%: "Possible pneumonia: review". The film is labelled '
+                               "PNEUMONIA at the threshold, but pneumonia is less likely than not")
+    assert lines[2] == '50% and above: "Pneumonia likely"; the film is labelled PNEUMONIA.'
+    assert "few pneumonias are missed" in lines[3]
+    above = present.band_explanation(0.74)
+    assert above[1].startswith('From 50% up to 74.0% (the operating threshold): "Possible pneumonia: review"')
+    assert "labelled NORMAL" in above[1]
+    for line in lines + above:
+        line.encode("latin-1")  # printable in the PDF's core font
+    assert present.bands_text(SHIPPED_LIKE) == ("below 0.2112: No pneumonia detected; 0.2112 to below 0.5000: "
+                                                "Possible pneumonia: review; 0.5000 and above: Pneumonia likely")
+
+
+def test_review_band_in_the_table_while_the_csv_label_stays_at_the_threshold():
+    items = [Assessment("a.png", STATUS_OK, 0.48, "PNEUMONIA"), Assessment("b.png", STATUS_OK, 0.2, "NORMAL")]
+    rows = present.results_rows(items, threshold=SHIPPED_LIKE)
+    assert [r["verdict"] for r in rows] == ["Possible pneumonia: review, 48%", "No pneumonia detected, 20%"]
+    assert present.REVIEW_COLOUR in present.verdict_colour_css(rows[0]["verdict"])
+    table = list(csv.DictReader(io.StringIO(present.results_csv(items).decode())))
+    assert [r["label"] for r in table] == ["PNEUMONIA", "NORMAL"]
+
+
+def test_map_note_in_the_review_band():
+    assert present.map_note(0.2, SHIPPED_LIKE) == present.NORMAL_MAP_WORDS
+    assert present.map_note(0.48, SHIPPED_LIKE) == present.REVIEW_MAP_WORDS
+    assert present.map_note(0.6, 0.74) == present.REVIEW_MAP_WORDS  # labelled NORMAL, but not "read as normal"
+    assert present.map_note(0.5, SHIPPED_LIKE) is None

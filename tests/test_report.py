@@ -63,3 +63,12 @@ def test_pdf_of_a_film_read_as_normal_says_its_map_is_no_finding():
 
 def test_pdf_survives_names_outside_latin1():
     assert report.case_report_pdf(_case(model_name="модель", interval=None)).startswith(b"%PDF")
+
+
+def test_pdf_names_the_review_band_and_the_site():
+    text = _page_text(report.case_report_pdf(_case(p_pneumonia=0.48, threshold=0.2112)))
+    assert "Possible pneumonia: review, 48%" in text and "Pneumonia likely, 48%" not in text
+    assert "0.6314 0.3608 0 rg (Possible pneumonia" in text  # in the review colour, #a15c00
+    assert "0.5000 and above: Pneumonia likely" in text and "review band" in text
+    assert "Site calibration" in text and "none (model's own operating point)" in text
+    assert "north_ward" in _page_text(report.case_report_pdf(_case(site="north_ward")))

@@ -6,8 +6,11 @@ import html
 
 import streamlit as st
 
-from pneumo.present import DISCLAIMER, Verdict
+from pneumo.present import DISCLAIMER, NO_SITE_WORDS, Verdict, site_text
+from pneumo.sites import Site
 from pneumo.store import LoadedModel, ModelStoreError, store_dir
+
+SITE_PICKER_KEY = "site_picker"
 
 NO_MODEL_STEPS = """
 **What to do**
@@ -36,6 +39,31 @@ def sidebar_model_ui(loaded: LoadedModel | None) -> None:
             return
         st.caption(f"Model **{loaded.name}**  \nversion `{loaded.version}`  \n"
                    f"input {loaded.input_size} x {loaded.input_size}, threshold {loaded.threshold:.3f}")
+
+
+def sidebar_site_ui(names: list[str], active: str) -> str:
+    """The site picker in the sidebar (when the model has sites); returns the name chosen, "" for none.
+
+    Args:
+        names: the sites calibrated for the model in use.
+        active: the session's site ("" for none).
+    """
+    if not names:
+        return ""
+    options = ["", *names]
+    with st.sidebar:
+        chosen = st.selectbox(
+            "Site calibration", options, index=options.index(active) if active in options else 0,
+            format_func=lambda name: name or NO_SITE_WORDS, key=SITE_PICKER_KEY,
+            help="A site's own temperature and threshold, fitted on its labelled films with "
+                 "'python -m pneumo calibrate-site'; the model file is the same.")
+    return chosen or ""
+
+
+def sidebar_active_site_ui(site: Site | None) -> None:
+    """Name the site calibration in effect (or its absence) in the sidebar, on every page."""
+    with st.sidebar:
+        st.caption(site_text(site))
 
 
 def model_error_ui(error: ModelStoreError) -> None:

@@ -1,9 +1,12 @@
 """Caches and session memory of the app.
 
 Process-wide (shared by every session, so never mutated): the loaded model, its
-:class:`~pneumo.predict.Classifier` and :class:`~pneumo.explain.Explainer`
-(``st.cache_resource``), and data derived from cards, profiles and data folders
-(``st.cache_data``).
+:class:`~pneumo.predict.Classifier` (one per model and site calibration) and
+:class:`~pneumo.explain.Explainer` (``st.cache_resource``), and data derived from
+cards, profiles and data folders (``st.cache_data``).
+
+The active site calibration is chosen per session in the sidebar and kept by name in
+``st.session_state``; without one, the model's own operating point applies.
 
 Per session: what was computed for each uploaded film (assessment, interval, maps)
 lives in ``st.session_state`` only, keyed by the upload's id, so an uploaded film
@@ -18,15 +21,19 @@ from typing import NamedTuple
 import numpy as np
 import streamlit as st
 
-from pneumo import data, metrics, profile, store
+from pneumo import data, metrics, profile, sites, store
 from pneumo.explain import Explainer
 from pneumo.io import Film
 from pneumo.predict import Assessment, Classifier
 from pneumo.preprocess import to_model_input
+from pneumo.sites import Site, SiteError
 from pneumo.store import LoadedModel, ModelStoreError
 
 MODEL_KEY = "model_name"
 """Session state: the model chosen on the model page, used by every page."""
+
+SITE_KEY = "site_name"
+"""Session state: the site calibration chosen in the sidebar ("" for none), used by every page."""
 
 MEMO_KEY = "_film_memo"
 PROGRESS_STEPS = 50
@@ -62,16 +69,66 @@ def choose_model(name: str) -> None:
     st.session_state[MODEL_KEY] = name
 
 
+class SiteRef(NamedTuple):
+    """Which site calibration: its name and its file's sha256 (both "" for none; a new file is a new key)."""
+
+    name: str
+    digest: str
+
+
+NO_SITE = SiteRef("", "")
+
+
+def site_names(loaded: LoadedModel) -> list[str]:
+    """The sites calibrated for this model file."""
+    return sites.list_sites(loaded)
+
+
+def chosen_site_name() -> str:
+    """The site this session picked in the sidebar ("" for none), whether or not the model has it."""
+    return st.session_state.get(SITE_KEY) or ""
+
+
+def choose_site(name: str) -> None:
+    """Make ``name`` ("" for none) the site calibration of every page for this session."""
+    st.session_state[SITE_KEY] = name or ""
+
+
+def active_site(loaded: LoadedModel) -> Site | None:
+    """The site calibration this session uses with this model, or None.
+
+    A chosen name the model has no usable site file for (another model is in use, the
+    file was removed or made for another model file) means none.
+    """
+    chosen = chosen_site_name()
+    if not chosen:
+        return None
+    try:
+        return sites.load_site(loaded, chosen)
+    except SiteError:
+        return None
+
+
+def site_ref(site: Site | None) -> SiteRef:
+    """The cache key of a site calibration (:data:`NO_SITE` for none)."""
+    return NO_SITE if site is None else SiteRef(site.name, site.digest)
+
+
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4)
 def load_model(name: str, store_path: str, sha256: str) -> LoadedModel:
     """The verified model (once per process and model file); ``sha256`` keys the cache only."""
     return store.load(name, store_path)
 
 
-@st.cache_resource(show_spinner="Warming up the model...", max_entries=4)
-def load_classifier(name: str, store_path: str, sha256: str) -> Classifier:
-    """The model's Classifier, warmed up so the first upload answers at full speed."""
-    classifier = Classifier(load_model(name, store_path, sha256))
+@st.cache_resource(show_spinner="Warming up the model...", max_entries=8)
+def load_classifier(name: str, store_path: str, sha256: str, site: str = "",
+                    site_digest: str = "") -> Classifier:
+    """The model's Classifier with a site calibration ("" for none), warmed up for the first upload.
+
+    ``site_digest`` (the site file's sha256) keys the cache only, so a recalibrated site is loaded anew.
+    """
+    loaded = load_model(name, store_path, sha256)
+    classifier = Classifier(loaded, site=sites.load_site(loaded, site) if site else None)
     warm_film = data.synthetic_film(classifier.size)
     classifier.predict_film(warm_film)
     classifier.uncertainty(warm_film)
@@ -190,26 +247,26 @@ def forget_other_films(ref: ModelRef, file_ids: Sequence[str]) -> None:
 
 def assess_uploads(classifier: Classifier, ref: ModelRef, files: Sequence,
                    on_progress: Callable[[int, int], None] | None = None) -> list[Assessment]:
-    """Assess uploaded files (Streamlit UploadedFile objects), in order, each at most once per session.
+    """Assess uploaded files (Streamlit UploadedFile objects), in order, once per session and site calibration.
 
     The files' bytes go to :meth:`Classifier.assess_many` as (name, bytes) pairs: nothing is
     written to disk.
     """
-    memo = _memo()
-    new = [f for f in files if ("assessment", ref, f.file_id) not in memo]
+    memo, site = _memo(), site_ref(classifier.site)
+    new = [f for f in files if ("assessment", ref, f.file_id, site) not in memo]
     if new:
         pairs = ((f.name, f.getvalue()) for f in new)
         for index, (upload, assessment) in enumerate(zip(new, classifier.assess_many(pairs))):
-            memo[("assessment", ref, upload.file_id)] = assessment
+            memo[("assessment", ref, upload.file_id, site)] = assessment
             if on_progress is not None:
                 on_progress(index + 1, len(new))
-    return [memo[("assessment", ref, f.file_id)] for f in files]
+    return [memo[("assessment", ref, f.file_id, site)] for f in files]
 
 
 def interval_for(classifier: Classifier, ref: ModelRef, file_id: str, film: Film) -> tuple[float, float]:
     """The TTA 10-90% interval of a film's P(pneumonia), computed once per session."""
     memo = _memo()
-    key = ("interval", ref, file_id)
+    key = ("interval", ref, file_id, site_ref(classifier.site))
     if key not in memo:
         memo[key] = classifier.uncertainty(film)
     return memo[key]
