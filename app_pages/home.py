@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from pneumo import card_figures
 from pneumo.present import format_probability
 from ui import state
 
@@ -14,10 +15,11 @@ shows **where the model looked**, and says **how far to trust it**.
 - **It was trained on anterior-posterior films of children aged one to five.** It is not
   meant for adults, neonates, lateral views or CT, and it tells neither bacterial from viral
   pneumonia nor pneumonia from other findings.
-- The probability is **calibrated** on validation films (temperature scaling), so that a film
-  shown as 80% is meant to have pneumonia about 80 times in 100; the reliability diagram on the
-  model card shows how closely that holds. The verdict uses the model's **operating
-  threshold**, chosen to miss few pneumonias.
+- The probability is **calibrated** on films the model never saw (temperature scaling), so that
+  a film shown as 80% is meant to have pneumonia about 80 times in 100; the reliability diagram
+  on the model card shows how closely that holds. The verdict uses the model's **operating
+  threshold**, chosen to miss few pneumonias; between it and 50% a film reads **possible
+  pneumonia: review**.
 """
 
 UPLOADS = """
@@ -46,6 +48,16 @@ def validation_ui(card: dict) -> None:
     columns[4].metric("Validation films", f"{validation.get('n', 0):,}")
 
 
+def headline_ui(top: dict) -> None:
+    """The headline figures with their intervals as metrics."""
+    columns = st.columns(len(card_figures.FIGURE_WORDS))
+    for column, (key, words) in zip(columns, card_figures.FIGURE_WORDS):
+        figure = top["figures"].get(key) or {}
+        column.metric(words, "n/a" if figure.get("value") is None else f"{figure['value']:.3f}",
+                      help=None if figure.get("low") is None else
+                      f"95% interval {figure['low']:.3f} to {figure['high']:.3f}")
+
+
 def main() -> None:
     """Draw the home page."""
     loaded = state.require_model()
@@ -55,11 +67,17 @@ def main() -> None:
     st.markdown(WHAT_IT_IS)
 
     st.header("The model in use")
+    top = card_figures.headline(card)
     st.markdown(f"**{loaded.name}** (version `{loaded.version}`): {card.get('architecture', 'model')}, "
                 f"{loaded.input_size} x {loaded.input_size} input, operating threshold "
-                f"{format_probability(loaded.threshold)}. Figures on validation films of patients "
-                "the model never saw in training:")
-    validation_ui(card)
+                f"{format_probability(loaded.threshold)}. "
+                + (f"Figures {top['kind']}, with 95% intervals:" if top else
+                   "Figures on validation films of patients the model never saw in training:"))
+    if top:
+        headline_ui(top)
+        st.caption(card_figures.headline_sentence(card) + " " + card_figures.SHIFT_NOTE)
+    else:
+        validation_ui(card)
     st.page_link("app_pages/model.py", label="The full model card", icon=":material/fact_check:")
 
     st.header("Your films")

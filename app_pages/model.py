@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pneumo import faithfulness, figures
+from pneumo import card_figures, faithfulness, figures
 from pneumo.present import (band_explanation, border_training_note, format_probability, site_text,
                             training_run_text)
 from pneumo.store import LoadedModel
@@ -75,11 +75,17 @@ def training_ui(card: dict) -> None:
     """What the model was trained on and how."""
     training = card.get("training", {})
     split = training.get("split", {})
+    folds = training.get("cross_validation")
     st.header("Training data")
-    st.markdown(
-        f"{_count(training.get('n_train'))} training films and {_count(training.get('n_val'))} validation "
-        f"films. Split: {split.get('method', 'not recorded')}. {training_run_text(training)}"
-    )
+    if folds:
+        st.markdown(f"{_count(training.get('n_train'))} training films in {folds.get('k')} folds: "
+                    f"{folds.get('method', {}).get(folds.get('scheme'), 'not recorded')}. "
+                    f"{training_run_text(training)}")
+    else:
+        st.markdown(
+            f"{_count(training.get('n_train'))} training films and {_count(training.get('n_val'))} validation "
+            f"films. Split: {split.get('method', 'not recorded')}. {training_run_text(training)}"
+        )
     if training.get("command"):
         st.code(training["command"], language="bash")
     if note := border_training_note(card):
@@ -89,9 +95,14 @@ def training_ui(card: dict) -> None:
 
 def validation_ui(validation: dict) -> None:
     """Headline validation figures and the per-class and per-subtype tables."""
-    st.header("Validation")
-    st.caption(f"{validation.get('n', 0):,} validation films of patients the model never saw in training, "
-               f"at threshold {format_probability(validation.get('threshold', 0.0))}.")
+    st.header("Validation" if not validation.get("kind") else "Out-of-fold validation")
+    if validation.get("kind"):
+        st.caption(f"{validation.get('n', 0):,} films, {validation['kind']}: each film's probability comes "
+                   "from the ensemble member that never saw its patient, at threshold "
+                   f"{format_probability(validation.get('threshold', 0.0))}.")
+    else:
+        st.caption(f"{validation.get('n', 0):,} validation films of patients the model never saw in "
+                   f"training, at threshold {format_probability(validation.get('threshold', 0.0))}.")
     columns = st.columns(6)
     for column, (key, label) in zip(columns, (("accuracy", "Accuracy"), ("sensitivity", "Sensitivity"),
                                               ("specificity", "Specificity"), ("roc_auc", "ROC AUC"),
@@ -105,6 +116,40 @@ def validation_ui(validation: dict) -> None:
     if subtypes:
         st.caption("Recall by pneumonia subtype: " + ", ".join(
             f"{name} {row['recall']:.3f} ({row['support']} films)" for name, row in subtypes.items()))
+
+
+def cross_validation_ui(card: dict) -> None:
+    """Random and leave-block-out folds side by side, each fold, and how the threshold rule was chosen."""
+    if not card_figures.is_cross_validated(card):
+        return
+    st.header("In-distribution and shift-aware figures")
+    st.markdown(card_figures.headline_sentence(card))
+    st.caption("Random patient folds hold out other patients of the same period (in-distribution); "
+               "leave-block-out folds hold out a block of consecutive patient numbers, as films of "
+               "another period would arrive (shift-aware). Both at the shipped operating point, with "
+               "95% intervals from a bootstrap over patients.")
+    st.dataframe(pd.DataFrame(card_figures.comparison_rows(card)), hide_index=True, key="cv_comparison")
+    left, right = st.columns(2)
+    for column, scheme in ((left, "random"), (right, "block")):
+        rows = card_figures.fold_rows(card, scheme)
+        if rows:
+            column.caption(f"Each fold of the {card_figures.SCHEME_WORDS[scheme]}")
+            column.dataframe(pd.DataFrame(rows), hide_index=True, key=f"cv_folds_{scheme}")
+    st.subheader("How the operating point was chosen")
+    st.markdown(card.get("operating_point", {}).get("why", ""))
+    st.dataframe(pd.DataFrame(card_figures.rule_rows(card)), hide_index=True, key="cv_rules")
+    st.info(card_figures.SHIFT_NOTE)
+    simulated = card_figures.site_simulation_rows(card)
+    if simulated:
+        st.caption("calibrate-site tried on each block as if it were a new hospital: fitted on half of the "
+                   "block's patients (probabilities from a member that never saw the block), measured on "
+                   "the other half, at the shipped operating point (before) and the site's (after).")
+        st.dataframe(pd.DataFrame(simulated), hide_index=True, key="cv_sites")
+    members = card.get("ensemble", {})
+    if members:
+        st.caption(f"The shipped predictor is the ensemble of the {members.get('members')} "
+                   f"{members.get('scheme')}-fold models: {members.get('combine')}. Members' sha256: "
+                   + ", ".join(f"`{h[:12]}`" for h in members.get("member_sha256", [])) + ".")
 
 
 def curves_ui(loaded: LoadedModel, chosen: dict | None) -> None:
@@ -236,6 +281,7 @@ def main() -> None:
     validation = loaded.card.get("validation") or {}
     if validation.get("confusion_matrix"):
         validation_ui(validation)
+        cross_validation_ui(loaded.card)
         chosen = threshold_explorer_ui(loaded, ref)
         st.header("Validation curves")
         curves_ui(loaded, chosen)

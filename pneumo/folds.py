@@ -89,7 +89,7 @@ def assign_folds(records: Sequence[FilmRecord], scheme: str, k: int = 5, seed: i
 
 
 def block_ranges(records: Sequence[FilmRecord], folds: np.ndarray) -> dict[int, str]:
-    """A short description of each block's patient numbers, e.g. ``person1-person412, IM-115-IM-420``."""
+    """A short description of each block's patient numbers, e.g. ``IM-115 to 420, person1 to 412``."""
     described = {}
     for block in sorted(set(int(f) for f in folds)):
         spans = {}
@@ -98,7 +98,7 @@ def block_ranges(records: Sequence[FilmRecord], folds: np.ndarray) -> dict[int, 
                 series, number = patient_series(record.patient)
                 low, high = spans.get(series, (number, number))
                 spans[series] = (min(low, number), max(high, number))
-        described[block] = ", ".join(f"{s}{lo}-{s}{hi}" for s, (lo, hi) in sorted(spans.items()))
+        described[block] = ", ".join(f"{s}{lo} to {hi}" for s, (lo, hi) in sorted(spans.items()))
     return described
 
 

@@ -87,7 +87,7 @@ def transfer_by_block(labels: np.ndarray, logits: np.ndarray, blocks: np.ndarray
         rows.append({"block": int(block), "n": int(held.sum()), "temperature": temperature,
                      "threshold": threshold, "sensitivity": figures["sensitivity"],
                      "specificity": figures["specificity"], "accuracy": figures["accuracy"],
-                     "roc_auc": _auc(labels[held], probs),
+                     "roc_auc": roc_auc(labels[held], probs),
                      "ece": metrics.expected_calibration_error(labels[held], probs)})
     return rows
 
@@ -194,7 +194,8 @@ def summarise_transfer(rows: list[dict]) -> dict:
     return summary
 
 
-def _auc(labels: np.ndarray, probs: np.ndarray) -> float | None:
+def roc_auc(labels: np.ndarray, probs: np.ndarray) -> float | None:
+    """ROC AUC, or None when only one class is present."""
     return float(skm.roc_auc_score(labels, probs)) if len(np.unique(labels)) == 2 else None
 
 

@@ -79,6 +79,11 @@ def training_run_text(training: dict) -> str:
     """One sentence on how long a model trained and which epoch it kept, from its card's ``training``."""
     epochs, minutes = training.get("epochs_run", "?"), (training.get("seconds") or 0) / 60
     parent = training.get("start_from")
+    folds = training.get("cross_validation")
+    if folds:
+        return (f"{folds.get('k', '?')} members, each trained from scratch on the films of the other "
+                f"folds for {epochs} epochs (the last kept, so nothing was chosen on its held-out "
+                f"films); both fold schemes took {minutes:.0f} minutes in all.")
     if not parent:
         best = training.get("best_epoch", "?")
         return f"Trained from scratch for {epochs} epochs (best: {best}) in {minutes:.0f} minutes."

@@ -31,15 +31,17 @@ INTENDED_USE = (
 )
 LIMITS = [
     "Trained on 5,216 films from a single centre (Guangzhou Women and Children's Medical Center); "
-    "performance at other hospitals, on other machines and in other populations is unknown.",
+    "films from other hospitals, machines and periods are expected to score lower than the card's "
+    "figures: 'python -m pneumo calibrate-site' measures the model on a site's own labelled films and "
+    "adapts its temperature and threshold.",
     "Children aged one to five only; not for adults, neonates, lateral views or CT.",
     "Two classes only (normal, pneumonia); other findings (effusion, pneumothorax, foreign body, "
     "lines and tubes, cardiomegaly) are neither detected nor excluded.",
     "Bacterial and viral pneumonia are not told apart.",
     "The training films were resized to 224 x 224 before the model saw them; fine detail is not used.",
     "Labels are two physicians' reading of the film, not microbiological or clinical confirmation.",
-    "The threshold targets a sensitivity of 0.95 on validation; on new data both sensitivity and "
-    "specificity can be lower.",
+    "The threshold keeps the lower 95% bound of sensitivity at 0.95 on films the model never saw; "
+    "on new data both sensitivity and specificity can be lower.",
 ]
 
 
