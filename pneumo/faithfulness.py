@@ -219,7 +219,8 @@ def film_curves(score: Callable[[np.ndarray], np.ndarray], film: np.ndarray, can
 def randomized_model(loaded: LoadedModel, seed: int = 0) -> LoadedModel:
     """The same architecture as ``loaded`` with fresh random weights (Adebayo et al.'s check).
 
-    Built with :func:`pneumo.models.build` from the card's architecture and input size;
+    Built with :func:`pneumo.models.build` from the card's architecture and input size (for
+    an ensemble, as many random members combined by :func:`pneumo.models.build_ensemble`);
     the compact CNN's width is the card's ``training.config.width``, or, for a card
     without a training record, read from the model's first block. Resets Keras's
     global random seeds to ``seed``.
@@ -234,11 +235,16 @@ def randomized_model(loaded: LoadedModel, seed: int = 0) -> LoadedModel:
     card = loaded.card
     architecture = card.get("architecture", "cnn")
     width = card.get("training", {}).get("config", {}).get("width")
-    if width is None and architecture == "cnn":
+    if width is None and architecture == "cnn" and not card.get("ensemble"):
         width = loaded.model.get_layer("block1_a_conv").filters
     keras.utils.set_random_seed(seed)
-    model = models.build(architecture, loaded.input_size, temperature=float(card.get("temperature", 1.0)),
-                         width=int(width or 32))
+    temperature = float(card.get("temperature", 1.0))
+    members = (card.get("ensemble") or {}).get("members")
+    if members:  # an ensemble of fresh random members, combined the same way
+        model = models.build_ensemble([models.build(architecture, loaded.input_size, width=int(width or 32))
+                                       for _ in range(int(members))], temperature, width=int(width or 32))
+    else:
+        model = models.build(architecture, loaded.input_size, temperature=temperature, width=int(width or 32))
     trained_shapes = [tuple(w.shape) for w in loaded.model.weights]
     if [tuple(w.shape) for w in model.weights] != trained_shapes:
         raise ValueError(f"the rebuilt {architecture!r} model does not match {loaded.name!r}: "

@@ -101,3 +101,20 @@ def test_the_bootstrap_draws_whole_patients():
     assert (weights[:, 0] == weights[:, 1]).all() and (weights[:, 3] == weights[:, 5]).all()
     assert (weights[:, [0, 2, 3]].sum(axis=1) == 3).all()  # as many patients as there are
     np.testing.assert_array_equal(weights, operating.patient_weights(patients, resamples=200, seed=1))
+
+
+def test_the_rule_kept_is_the_one_whose_sensitivity_holds_on_every_new_block():
+    from pneumo.crossval import choose_rule
+
+    def rows(sensitivities, specificities):
+        return [{"sensitivity": se, "specificity": sp, "accuracy": 0.9, "roc_auc": 0.99, "ece": 0.02}
+                for se, sp in zip(sensitivities, specificities)]
+
+    transfers = {"edge": rows([0.99, 0.97, 0.91], [0.99, 0.99, 0.98]),  # mean 0.957, worst 0.91
+                 "safe": rows([0.98, 0.97, 0.96], [0.96, 0.95, 0.94]),
+                 "safer": rows([0.99, 0.98, 0.97], [0.93, 0.92, 0.90])}
+    assert choose_rule(transfers, 0.95) == "safe"  # holds everywhere, then the best worst specificity
+    assert choose_rule(transfers, 0.965) == "safer"
+    assert choose_rule({"edge": transfers["edge"], "low": rows([0.90] * 3, [0.99] * 3)}, 0.95) == "edge"
+    assert choose_rule({"low": rows([0.90] * 3, [0.99] * 3), "lower": rows([0.80] * 3, [0.99] * 3)},
+                       0.95) == "low"
