@@ -68,7 +68,7 @@ def main() -> None:
 
     st.header("The model in use")
     top = card_figures.headline(card)
-    st.markdown(f"**{loaded.name}** (version `{loaded.version}`): {card.get('architecture', 'model')}, "
+    st.markdown(f"**{loaded.name}** (version `{loaded.version}`): {card_figures.architecture_words(card)}, "
                 f"{loaded.input_size} x {loaded.input_size} input, operating threshold "
                 f"{format_probability(loaded.threshold)}. "
                 + (f"Figures {top['kind']}, with 95% intervals:" if top else

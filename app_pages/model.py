@@ -51,7 +51,7 @@ def architecture_ui(loaded: LoadedModel) -> None:
     operating = card.get("operating_point", {})
     rule = operating.get("rule", f"validation sensitivity of at least {operating.get('min_sensitivity', '?')}")
     facts = {
-        "Architecture": f"{card.get('architecture', '?')}, {card.get('parameters', 0):,} parameters",
+        "Architecture": f"{card_figures.architecture_words(card)}, {card.get('parameters', 0):,} parameters",
         "Input": f"{loaded.input_size} x {loaded.input_size} grayscale, 0-255 (scaled inside the model)",
         "Output": card.get("output", "P(pneumonia)"),
         "Calibration": f"temperature scaling, T = {card.get('temperature', float('nan')):.3f}",

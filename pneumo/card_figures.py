@@ -144,3 +144,13 @@ def site_simulation_rows(card: dict) -> list[dict]:
                                                    f"{row['after']['specificity']:.3f}",
                      "Site threshold": round(row["site_threshold"], 4)})
     return rows
+
+
+def architecture_words(card: dict) -> str:
+    """What the model is, in a few words: ``ensemble of 5 compact CNNs (mean logit)`` or the architecture."""
+    members = (card.get("ensemble") or {}).get("members")
+    architecture = card.get("architecture", "model")
+    if members:
+        kind = "compact CNNs" if architecture == "cnn" else f"{architecture} models"
+        return f"ensemble of {members} {kind} (mean of their logits)"
+    return architecture
