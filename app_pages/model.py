@@ -265,7 +265,8 @@ def explanations_ui(loaded: LoadedModel) -> None:
         st.header("Out-of-scope guard")
         validation = scope.get("validation", {})
         st.markdown(
-            f"Films that are not frontal chest films of young children are refused. On validation, "
+            f"Films that are not frontal chest films of young children are refused. On the films its "
+            f"thresholds were set on (validation, or an ensemble's first member's held-out films), "
             f"{validation.get('rejected', '?')} of {validation.get('n', '?')} real films were refused; "
             f"AUROC against the out-of-scope evaluation set: "
             f"{_show(scope.get('out_of_scope', {}).get('auroc'), 4)}.")
@@ -283,7 +284,9 @@ def main() -> None:
         validation_ui(validation)
         cross_validation_ui(loaded.card)
         chosen = threshold_explorer_ui(loaded, ref)
-        st.header("Validation curves")
+        st.header("Out-of-fold curves" if validation.get("kind") else "Validation curves")
+        if validation.get("kind"):
+            st.caption(f"Curves, confusion matrix and threshold explorer: {validation['kind']}.")
         curves_ui(loaded, chosen)
     else:
         st.info("This model's card holds no validation figures.")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumo import calibration, data, folds as folds_module, metrics, operating, store
-from pneumo.train import TrainConfig, class_weights
+from pneumo.train import TrainConfig, class_weights, fit_model
 
 FOLD_DONE = "fold.json"
 
@@ -87,8 +87,8 @@ def train_folds(config: TrainConfig, scheme: str, k: int, run_dir: str | Path, l
         keras.utils.set_random_seed(config.seed + fold)
         tf.config.experimental.enable_op_determinism()
         fold_dir = root / f"fold{fold}"
-        model, history, kept = _fit(config, inputs[~held], labels[~held], inputs[held], labels[held],
-                                    fold_dir, started, log)
+        model, history, kept = fit_model(config, inputs[~held], labels[~held], inputs[held], labels[held],
+                                         fold_dir, started, keep_last=True, log=log)
         logit_model = keras.Model(model.input, model.get_layer("logit").output)
         logits = np.concatenate([
             np.asarray(logit_model(inputs[held][i:i + 64].astype(np.float32), training=False))[:, 0]
@@ -125,12 +125,6 @@ def out_of_fold_logits(run_dir: str | Path, scheme: str, k: int, n: int) -> np.n
     if np.isnan(logits).any():
         raise ValueError(f"{int(np.isnan(logits).sum())} films have no out-of-fold logit in {root}")
     return logits
-
-
-def _fit(config, x_train, y_train, x_val, y_val, fold_dir, started, log):
-    from pneumo.train import fit_model
-
-    return fit_model(config, x_train, y_train, x_val, y_val, fold_dir, started, keep_last=True, log=log)
 
 
 def _recipe(config: TrainConfig) -> dict:
