@@ -6,14 +6,14 @@ use (or says what to do when there is none) and the site calibration in effect
 ``streamlit run app.py`` (``make run``).
 """
 
-import os
+from pneumo.environment import quiet_tensorflow
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
+quiet_tensorflow()  # before TensorFlow is first imported
 
 import streamlit as st  # noqa: E402
 
+from app_pages import caches, widgets  # noqa: E402
 from pneumo.store import ModelStoreError  # noqa: E402
-from ui import common, state  # noqa: E402
 
 PAGES = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -26,18 +26,18 @@ PAGES = [
 def load_model_ui():
     """The session's model, or None after saying what is wrong and what to do."""
     try:
-        return state.load_model(*state.current_ref())
+        return caches.load_model(*caches.current_ref())
     except ModelStoreError as err:
-        common.model_error_ui(err)
+        widgets.model_error_ui(err)
         return None
 
 
 st.set_page_config(page_title="Pneumo", page_icon=":material/pulmonology:", layout="wide")
 navigation = st.navigation(PAGES)
 loaded = load_model_ui()
-common.header_ui(loaded)
-common.sidebar_model_ui(loaded)
+widgets.header_ui(loaded)
+widgets.sidebar_model_ui(loaded)
 if loaded is not None:
-    state.choose_site(common.sidebar_site_ui(state.site_names(loaded), state.chosen_site_name()))
-    common.sidebar_active_site_ui(state.active_site(loaded))
+    caches.choose_site(widgets.sidebar_site_ui(caches.site_names(loaded), caches.chosen_site_name()))
+    widgets.sidebar_active_site_ui(caches.active_site(loaded))
 navigation.run()

@@ -9,21 +9,18 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pneumo import explain, figures, present, report
-from pneumo.explain import METHODS
-from pneumo.predict import STATUS_OK, STATUS_REJECTED, Assessment, Classifier
-from pneumo.preprocess import to_display
-from ui import common, state
+from app_pages import caches, widgets
+from pneumo.inference.explain import METHODS
+from pneumo.inference.predict import STATUS_OK, STATUS_REJECTED, Assessment, Classifier
+from pneumo.io import FILM_TYPES
+from pneumo.render import charts, diagnosis, pdf, wording
+from pneumo.render.charts import CHART_CONFIG
+from pneumo.render.palette import NEUTRAL_COLOUR
 
-FILM_TYPES = ["jpg", "jpeg", "png", "tif", "tiff", "bmp", "dcm", "dicom"]
 CAM_CHOICES = ("gradcam", "gradcam_pp", "scorecam")
-CHART_CONFIG = {"displayModeBar": False}
-METADATA_LABELS = {"view": "View", "modality": "Modality", "study_date": "Study date",
-                   "body_part": "Body part", "photometric": "Photometric interpretation"}
 
 
 def uploader_ui() -> list:
@@ -53,98 +50,77 @@ def explanation_controls_ui() -> tuple[str, float]:
 
 def legend_ui() -> None:
     """The overlay's colour scale, drawn from the same stops as the overlay itself."""
-    st.image(figures.colour_scale_strip(), width="stretch")
+    st.image(charts.colour_scale_strip(), width="stretch")
     left, right = st.columns(2)
     left.caption("least weight")
-    right.markdown("<div style='text-align:right;font-size:0.875rem;color:#5f6b73'>most weight</div>",
+    right.markdown(f"<div style='text-align:right;font-size:0.875rem;color:{NEUTRAL_COLOUR}'>most weight</div>",
                    unsafe_allow_html=True)
-    st.caption(present.CAM_WORDS)
+    st.caption(wording.CAM_WORDS)
 
 
 def metadata_ui(metadata: dict) -> None:
     """The safe DICOM header fields (never the patient's identity: pneumo.io does not read it)."""
-    if not metadata:
-        return
-    facts = [f"{METADATA_LABELS.get(k, k)}: **{v}**" for k, v in metadata.items()]
-    st.markdown("DICOM header: " + " · ".join(facts))
+    text = diagnosis.metadata_text(metadata)
+    if text:
+        st.markdown(text)
 
 
 def probability_ui(item: Assessment, classifier: Classifier, interval: tuple[float, float]) -> None:
     """Verdict in words, the exact probability and the probability bars."""
     p = item.p_pneumonia
-    common.verdict_ui(present.verdict_for(p, classifier.threshold, classifier.classes), item.source)
-    low, high = interval
-    site = f" (site {classifier.site_name})" if classifier.site_name else ""
-    st.markdown(
-        f"P(pneumonia) = **{present.format_probability(p)}** · operating threshold "
-        f"{present.format_probability(classifier.threshold)}{site} · 10-90% interval under mild "
-        f"test-time changes {present.format_probability(low)} to {present.format_probability(high)}"
-    )
-    fig = figures.probability_bars(p, classifier.threshold, interval, classifier.classes)
-    st.plotly_chart(fig, config=CHART_CONFIG, key="probability_bars")
+    widgets.verdict_ui(wording.verdict_for(p, classifier.threshold, classifier.classes), item.source)
+    st.markdown(diagnosis.probability_text(p, classifier.threshold, interval, classifier.site_name))
+    chart = charts.probability_bars(p, classifier.threshold, interval, classifier.classes)
+    st.plotly_chart(chart, config=CHART_CONFIG, key="probability_bars")
 
 
 def overlay_ui(item: Assessment, file_id: str, classifier: Classifier,
-               ref: state.ModelRef) -> tuple[np.ndarray, np.ndarray, str, bool]:
-    """The film beside its overlay, with the method and opacity controls and the legend.
-
-    Returns:
-        (film as the model saw it, overlay, method key, whether the attention lies outside the lungs).
-    """
+               ref: caches.ModelRef) -> diagnosis.FilmView:
+    """The film beside its overlay, with the method and opacity controls and the legend; returns what was shown."""
     method, opacity = explanation_controls_ui()
-    heatmap = state.heatmap_for(state.load_explainer(*ref), ref, file_id, item.film, method)
-    film = to_display(item.film, classifier.size)
-    painted = explain.overlay(film, heatmap, opacity)
-    warning = explain.attention_warning(heatmap)
+    heatmap = caches.heatmap_for(caches.load_explainer(*ref), ref, file_id, item.film, method)
+    view = diagnosis.film_view(item.film, heatmap, classifier.size, method, opacity, item.p_pneumonia,
+                               classifier.threshold)
     left, right = st.columns(2)
     with left:
-        st.image(film, caption=f"The film as the model saw it ({classifier.size} x {classifier.size})",
-                 width="stretch")
+        st.image(view.film, caption=view.film_caption, width="stretch")
     with right:
-        st.image(painted, caption=f"{METHODS[method]}: where the model looked for pneumonia",
-                 width="stretch")
-        if warning:
-            st.warning(warning, icon=":material/warning:")
-        note = present.map_note(item.p_pneumonia, classifier.threshold)
-        if note:
-            st.info(note, icon=":material/info:")
+        st.image(view.overlay, caption=view.overlay_caption, width="stretch")
+        if view.warning:
+            st.warning(view.warning, icon=":material/warning:")
+        if view.note:
+            st.info(view.note, icon=":material/info:")
         legend_ui()
-    return film, painted, method, warning is not None
+    return view
 
 
-def film_ui(item: Assessment, file_id: str, classifier: Classifier, ref: state.ModelRef) -> None:
+def film_ui(item: Assessment, file_id: str, classifier: Classifier, ref: caches.ModelRef) -> None:
     """Everything about one readable film: verdict, bars, film and overlay, downloads."""
-    interval = state.interval_for(classifier, ref, file_id, item.film)
+    interval = caches.interval_for(classifier, ref, file_id, item.film)
     probability_ui(item, classifier, interval)
     if item.message:
         st.info(item.message, icon=":material/info:")
     metadata_ui(item.film.metadata)
-    film, painted, method, outside = overlay_ui(item, file_id, classifier, ref)
-    case = report.CaseReport(
-        film=film, overlay=painted, p_pneumonia=item.p_pneumonia, threshold=classifier.threshold,
-        model_name=ref.name, model_version=classifier.loaded.version, method=METHODS[method],
-        interval=interval, classes=tuple(classifier.classes), metadata=dict(item.film.metadata),
-        attention_outside=outside, site=classifier.site_name,
-    )
-    downloads_ui(case, PurePath(item.source).stem or "film")
+    view = overlay_ui(item, file_id, classifier, ref)
+    downloads_ui(diagnosis.case_report(view, item, classifier, interval), PurePath(item.source).stem or "film")
 
 
-def downloads_ui(case: report.CaseReport, stem: str) -> None:
+def downloads_ui(case: pdf.CaseReport, stem: str) -> None:
     """Overlay PNG and one-page PDF report, both made in memory (the PDF only when asked for)."""
     left, right = st.columns(2)
-    left.download_button("Overlay (PNG)", report.png_bytes(case.overlay), file_name=f"{stem}-overlay.png",
+    left.download_button("Overlay (PNG)", pdf.png_bytes(case.overlay), file_name=f"{stem}-overlay.png",
                          mime="image/png", icon=":material/image:", key="download_overlay",
                          on_click="ignore", width="stretch")
-    right.download_button("Case report (PDF)", lambda: report.case_report_pdf(case),
+    right.download_button("Case report (PDF)", lambda: pdf.case_report_pdf(case),
                           file_name=f"{stem}-report.pdf", mime="application/pdf",
                           icon=":material/picture_as_pdf:", key="download_report",
                           on_click="ignore", width="stretch")
 
 
-def item_ui(item: Assessment, file_id: str, classifier: Classifier, ref: state.ModelRef) -> None:
+def item_ui(item: Assessment, file_id: str, classifier: Classifier, ref: caches.ModelRef) -> None:
     """One file: its result, or a warning in its place when it could not be read."""
     if item.status != STATUS_OK:
-        st.warning(present.problem_text(item), icon=":material/warning:")
+        st.warning(wording.problem_text(item), icon=":material/warning:")
         if item.status != STATUS_REJECTED or item.p_pneumonia is None or not st.toggle(
                 "Show the result anyway (for an expert: outside what the model was made for)",
                 key=f"show_anyway_{file_id}"):
@@ -156,8 +132,8 @@ def item_ui(item: Assessment, file_id: str, classifier: Classifier, ref: state.M
 
 def results_table_ui(assessments: list[Assessment], classifier: Classifier) -> int | None:
     """The batch as a sortable table with a CSV download; returns the chosen row, if any."""
-    rows = present.results_rows(assessments, classifier.threshold, classifier.classes)
-    table = pd.DataFrame(rows).style.map(present.verdict_colour_css, subset=["verdict"])
+    rows = wording.results_rows(assessments, classifier.threshold, classifier.classes)
+    table = pd.DataFrame(rows).style.map(wording.verdict_colour_css, subset=["verdict"])
     event = st.dataframe(
         table, key="results", on_select="rerun", selection_mode="single-row", hide_index=True,
         width="stretch",
@@ -169,7 +145,7 @@ def results_table_ui(assessments: list[Assessment], classifier: Classifier) -> i
             "message": st.column_config.TextColumn("Message"),
         },
     )
-    st.download_button("Results (CSV)", present.results_csv(assessments), file_name="pneumo-results.csv",
+    st.download_button("Results (CSV)", wording.results_csv(assessments), file_name="pneumo-results.csv",
                        mime="text/csv", icon=":material/download:", key="download_csv", on_click="ignore")
     chosen = event.selection.rows if event is not None else []
     return chosen[0] if chosen else None
@@ -181,8 +157,8 @@ def empty_ui(classifier: Classifier) -> None:
             icon=":material/upload:")
     st.markdown("**How a result is read.** The model gives a calibrated probability of pneumonia, "
                 "put into words by band:\n" + "\n".join(
-                    f"- {line}" for line in present.band_explanation(classifier.threshold)))
-    st.plotly_chart(figures.verdict_scale(classifier.threshold, classifier.classes), config=CHART_CONFIG,
+                    f"- {line}" for line in wording.band_explanation(classifier.threshold)))
+    st.plotly_chart(charts.verdict_scale(classifier.threshold, classifier.classes), config=CHART_CONFIG,
                     key="verdict_scale")
 
 
@@ -190,19 +166,14 @@ def progress_ui(total: int):
     """A progress bar for a batch; returns (report(done, total), remove())."""
     if total < 2:
         return None, lambda: None
-    bar = st.progress(0.0, text=f"Assessing {total} films...")
-
-    def report(done: int, count: int) -> None:
-        bar.progress(done / count, text=f"Assessed {done} of {count} films")
-
-    return report, bar.empty
+    return widgets.progress_ui(f"Assessing {total} films...", "Assessed {done} of {total} films")
 
 
-def batch_ui(files: list, assessments: list[Assessment], classifier: Classifier, ref: state.ModelRef) -> None:
+def batch_ui(files: list, assessments: list[Assessment], classifier: Classifier, ref: caches.ModelRef) -> None:
     """Several files: warnings for unreadable ones, the table, and the chosen film in full."""
     for item in assessments:
         if item.status != STATUS_OK:
-            st.warning(present.problem_text(item), icon=":material/warning:")
+            st.warning(wording.problem_text(item), icon=":material/warning:")
     chosen = results_table_ui(assessments, classifier)
     readable = [i for i, a in enumerate(assessments) if a.status == STATUS_OK]
     if chosen is None and not readable:
@@ -216,18 +187,18 @@ def batch_ui(files: list, assessments: list[Assessment], classifier: Classifier,
 
 def main() -> None:
     """Draw the diagnose page: uploads in, results out."""
-    loaded = state.require_model()
-    ref = state.current_ref()
-    classifier = state.load_classifier(*ref, *state.site_ref(state.active_site(loaded)))
-    state.load_explainer(*ref)  # built and warmed up before the first upload, not after it
+    loaded = caches.require_model()
+    ref = caches.current_ref()
+    classifier = caches.load_classifier(*ref, *caches.site_ref(caches.active_site(loaded)))
+    caches.load_explainer(*ref)  # built and warmed up before the first upload, not after it
     st.title("Assess chest films")
     files = uploader_ui()
-    state.forget_other_films(ref, [f.file_id for f in files])
+    caches.forget_other_films(ref, [f.file_id for f in files])
     if not files:
         empty_ui(classifier)
         return
     report_progress, remove_progress = progress_ui(len(files))
-    assessments = state.assess_uploads(classifier, ref, files, report_progress)
+    assessments = caches.assess_uploads(classifier, ref, files, report_progress)
     remove_progress()
     if len(files) == 1:
         item_ui(assessments[0], files[0].file_id, classifier, ref)

@@ -11,17 +11,17 @@ import os
 import pandas as pd
 import streamlit as st
 
-from pneumo import figures
+from app_pages import caches
 from pneumo.data import default_data_dir
-from pneumo.profile import folder_signature
-from ui import state
+from pneumo.evaluation.profile import folder_signature
+from pneumo.render import charts
+from pneumo.render.charts import CHART_CONFIG
 
 SOURCES = {
     "stored": "Training data of the model in use",
     "folder": "A folder on this server",
     "zip": "A ZIP upload",
 }
-CHART_CONFIG = {"displayModeBar": False}
 
 
 def source_ui() -> str:
@@ -46,12 +46,12 @@ def zip_ui():
 
 def stored_profile_ui() -> dict | None:
     """The profile stored with the model in use, or None after saying why there is none."""
-    if state.optional_model() is None:
+    if caches.optional_model() is None:
         st.info("No model is loaded, so there is no stored training profile: profile a folder "
                 "or a ZIP instead.")
         return None
-    ref = state.current_ref()
-    profile = state.stored_profile(*ref)
+    ref = caches.current_ref()
+    profile = caches.stored_profile(*ref)
     if profile is None:
         st.info(f"Model {ref.name} was saved without a profile of its training data.")
     else:
@@ -67,7 +67,7 @@ def folder_profile_ui(root: str) -> tuple[dict | None, str | None]:
         return None, None
     try:
         signature = folder_signature(root)
-        return state.profile_folder(root, signature), signature
+        return caches.profile_folder(root, signature), signature
     except (OSError, ValueError) as err:  # missing, unreadable or empty folder
         st.warning(str(err), icon=":material/warning:")
         return None, None
@@ -80,7 +80,7 @@ def zip_profile_ui(upload) -> dict | None:
                 "(or NORMAL and PNEUMONIA alone). It is read in memory and never stored.")
         return None
     try:
-        return state.profile_zip(upload.getvalue())
+        return caches.profile_zip(upload.getvalue())
     except ValueError as err:
         st.warning(str(err), icon=":material/warning:")
         return None
@@ -98,15 +98,15 @@ def summary_ui(profile: dict) -> None:
 def charts_ui(profile: dict) -> None:
     """The distribution charts, two per row."""
     pairs = [
-        (figures.films_per_split_figure(profile), figures.subtypes_figure(profile)),
-        (figures.patients_figure(profile), figures.films_per_patient_figure(profile)),
-        (figures.image_size_figure(profile), figures.aspect_ratio_figure(profile)),
+        (charts.films_per_split_chart(profile), charts.subtypes_chart(profile)),
+        (charts.patients_chart(profile), charts.films_per_patient_chart(profile)),
+        (charts.image_size_chart(profile), charts.aspect_ratio_chart(profile)),
     ]
-    for index, (left_fig, right_fig) in enumerate(pairs):
+    for index, (left_chart, right_chart) in enumerate(pairs):
         left, right = st.columns(2)
-        left.plotly_chart(left_fig, config=CHART_CONFIG, key=f"explorer_chart_{index}_a")
-        right.plotly_chart(right_fig, config=CHART_CONFIG, key=f"explorer_chart_{index}_b")
-    st.plotly_chart(figures.intensity_figure(profile), config=CHART_CONFIG, key="explorer_intensity")
+        left.plotly_chart(left_chart, config=CHART_CONFIG, key=f"explorer_chart_{index}_a")
+        right.plotly_chart(right_chart, config=CHART_CONFIG, key=f"explorer_chart_{index}_b")
+    st.plotly_chart(charts.intensity_chart(profile), config=CHART_CONFIG, key="explorer_intensity")
     means = profile["intensity"].get("mean", {})
     if means:
         table = pd.DataFrame(means).T
@@ -142,7 +142,7 @@ def checks_ui(profile: dict) -> None:
 def gallery_ui(root: str, signature: str) -> None:
     """A few films per class, as the model would see them."""
     st.subheader("Sample films")
-    for name, films in state.gallery(root, signature).items():
+    for name, films in caches.gallery(root, signature).items():
         if films:
             st.markdown(f"**{name}**")
             st.image([f for _, f in films], caption=[n for n, _ in films], width=150)

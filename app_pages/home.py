@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from pneumo import card_figures
-from pneumo.present import format_probability
-from ui import state
+from app_pages import caches
+from pneumo.render import model_card
+from pneumo.render.wording import format_number, format_probability
 
 WHAT_IT_IS = """
 Pneumo reads a **frontal chest film of a child** and estimates **how likely pneumonia is**,
@@ -34,48 +34,44 @@ ID and birth date are never read.
 def validation_ui(card: dict) -> None:
     """The card's headline validation figures as metrics."""
     validation = card.get("validation", {})
-
-    def show(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.3f}"
-
     columns = st.columns(5)
-    columns[0].metric("Sensitivity", show(validation.get("sensitivity")),
+    columns[0].metric("Sensitivity", format_number(validation.get("sensitivity")),
                       help="Share of pneumonia films called pneumonia.")
-    columns[1].metric("Specificity", show(validation.get("specificity")),
+    columns[1].metric("Specificity", format_number(validation.get("specificity")),
                       help="Share of normal films called normal.")
-    columns[2].metric("ROC AUC", show(validation.get("roc_auc")))
-    columns[3].metric("Calibration error (ECE)", show(validation.get("ece")))
+    columns[2].metric("ROC AUC", format_number(validation.get("roc_auc")))
+    columns[3].metric("Calibration error (ECE)", format_number(validation.get("ece")))
     columns[4].metric("Validation films", f"{validation.get('n', 0):,}")
 
 
 def headline_ui(top: dict) -> None:
     """The headline figures with their intervals as metrics."""
-    columns = st.columns(len(card_figures.FIGURE_WORDS))
-    for column, (key, words) in zip(columns, card_figures.FIGURE_WORDS):
+    columns = st.columns(len(model_card.FIGURE_WORDS))
+    for column, (key, words) in zip(columns, model_card.FIGURE_WORDS):
         figure = top["figures"].get(key) or {}
-        column.metric(words, "n/a" if figure.get("value") is None else f"{figure['value']:.3f}",
+        column.metric(words, format_number(figure.get("value")),
                       help=None if figure.get("low") is None else
                       f"95% interval {figure['low']:.3f} to {figure['high']:.3f}")
 
 
 def main() -> None:
     """Draw the home page."""
-    loaded = state.require_model()
+    loaded = caches.require_model()
     card = loaded.card
     st.title("Pneumo")
     st.subheader("A chest-film assistant for pediatric pneumonia")
     st.markdown(WHAT_IT_IS)
 
     st.header("The model in use")
-    top = card_figures.headline(card)
-    st.markdown(f"**{loaded.name}** (version `{loaded.version}`): {card_figures.architecture_words(card)}, "
+    top = model_card.headline(card)
+    st.markdown(f"**{loaded.name}** (version `{loaded.version}`): {model_card.architecture_words(card)}, "
                 f"{loaded.input_size} x {loaded.input_size} input, operating threshold "
                 f"{format_probability(loaded.threshold)}. "
                 + (f"Figures {top['kind']}, with 95% intervals:" if top else
                    "Figures on validation films of patients the model never saw in training:"))
     if top:
         headline_ui(top)
-        st.caption(card_figures.headline_sentence(card) + " " + card_figures.SHIFT_NOTE)
+        st.caption(model_card.headline_sentence(card) + " " + model_card.SHIFT_NOTE)
     else:
         validation_ui(card)
     st.page_link("app_pages/model.py", label="The full model card", icon=":material/fact_check:")

@@ -8,27 +8,20 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pneumo import card_figures, faithfulness, figures
-from pneumo.present import (band_explanation, border_training_note, format_probability, site_text,
-                            training_run_text)
+from app_pages import caches
+from pneumo.evaluation.faithfulness_results import read_explanations
+from pneumo.render import charts, faithfulness_words, model_card
+from pneumo.render.charts import CHART_CONFIG
+from pneumo.render.wording import (
+    band_explanation,
+    border_training_note,
+    format_probability,
+    site_text,
+    training_run_text,
+)
 from pneumo.store import LoadedModel
-from ui import state
 
-CHART_CONFIG = {"displayModeBar": False}
 PICKER_KEY = "model_picker"
-RATES = (("sensitivity", "Sensitivity", "Share of pneumonia films called pneumonia."),
-         ("specificity", "Specificity", "Share of normal films called normal."),
-         ("ppv", "PPV", "Of the films called pneumonia, the share that had it."),
-         ("npv", "NPV", "Of the films called normal, the share that were normal."))
-
-
-def _show(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def _roc_point(rates: dict) -> tuple[float, float]:
-    """(1 - specificity, sensitivity) of a figures dict, where a ROC curve plots it."""
-    return 1 - (rates.get("specificity") or 0), rates.get("sensitivity") or 0
 
 
 def _count(value: int | None) -> str:
@@ -37,32 +30,20 @@ def _count(value: int | None) -> str:
 
 def picker_ui(current: str) -> None:
     """A model picker when the store holds several; the choice holds for every page."""
-    names = state.model_names()
+    names = caches.model_names()
     if len(names) < 2:
         return
     st.selectbox("Model used on every page", names, index=names.index(current) if current in names else 0,
-                 key=PICKER_KEY, on_change=lambda: state.choose_model(st.session_state[PICKER_KEY]))
+                 key=PICKER_KEY, on_change=lambda: caches.choose_model(st.session_state[PICKER_KEY]))
 
 
 def architecture_ui(loaded: LoadedModel) -> None:
     """The model's make-up and what it expects."""
     card = loaded.card
     st.header("Architecture")
-    operating = card.get("operating_point", {})
-    rule = operating.get("rule", f"validation sensitivity of at least {operating.get('min_sensitivity', '?')}")
-    facts = {
-        "Architecture": f"{card_figures.architecture_words(card)}, {card.get('parameters', 0):,} parameters",
-        "Input": f"{loaded.input_size} x {loaded.input_size} grayscale, 0-255 (scaled inside the model)",
-        "Output": card.get("output", "P(pneumonia)"),
-        "Calibration": f"temperature scaling, T = {card.get('temperature', float('nan')):.3f}",
-        "Operating threshold": f"{format_probability(loaded.threshold)}: {rule} "
-                               f"({operating.get('min_sensitivity', '?')})",
-        "Explained layer": f"`{loaded.explain_layer}`",
-        "Created": card.get("created", "?"),
-        "Version": f"`{loaded.version}` (sha256 of the model file: `{card.get('sha256', '')}`)",
-    }
+    facts = model_card.architecture_facts(loaded)
     st.markdown("\n".join(f"- **{key}**: {value}" for key, value in facts.items()))
-    site = state.active_site(loaded)  # the words follow the threshold in effect: the site's, if any
+    site = caches.active_site(loaded)  # the words follow the threshold in effect: the site's, if any
     threshold = site.threshold if site is not None else loaded.threshold
     st.markdown(f"**How a probability is put into words** (threshold {format_probability(threshold)}):\n"
                 + "\n".join(f"- {line}" for line in band_explanation(threshold)))
@@ -103,11 +84,9 @@ def validation_ui(validation: dict) -> None:
     else:
         st.caption(f"{validation.get('n', 0):,} validation films of patients the model never saw in "
                    f"training, at threshold {format_probability(validation.get('threshold', 0.0))}.")
-    columns = st.columns(6)
-    for column, (key, label) in zip(columns, (("accuracy", "Accuracy"), ("sensitivity", "Sensitivity"),
-                                              ("specificity", "Specificity"), ("roc_auc", "ROC AUC"),
-                                              ("pr_auc", "PR AUC"), ("ece", "ECE"))):
-        column.metric(label, _show(validation.get(key)))
+    metrics = model_card.validation_metrics(validation)
+    for column, metric in zip(st.columns(len(metrics)), metrics):
+        column.metric(metric.label, metric.value)
     per_class = validation.get("per_class")
     if per_class:
         table = pd.DataFrame(per_class).T
@@ -120,26 +99,26 @@ def validation_ui(validation: dict) -> None:
 
 def cross_validation_ui(card: dict) -> None:
     """Random and leave-block-out folds side by side, each fold, and how the threshold rule was chosen."""
-    if not card_figures.is_cross_validated(card):
+    if not model_card.is_cross_validated(card):
         return
     st.header("In-distribution and shift-aware figures")
-    st.markdown(card_figures.headline_sentence(card))
+    st.markdown(model_card.headline_sentence(card))
     st.caption("Random patient folds hold out other patients of the same period (in-distribution); "
                "leave-block-out folds hold out a block of consecutive patient numbers, as films of "
                "another period would arrive (shift-aware). Both at the shipped operating point, with "
                "95% intervals from a bootstrap over patients.")
-    st.dataframe(pd.DataFrame(card_figures.comparison_rows(card)), hide_index=True, key="cv_comparison")
+    st.dataframe(pd.DataFrame(model_card.comparison_rows(card)), hide_index=True, key="cv_comparison")
     left, right = st.columns(2)
     for column, scheme in ((left, "random"), (right, "block")):
-        rows = card_figures.fold_rows(card, scheme)
+        rows = model_card.fold_rows(card, scheme)
         if rows:
-            column.caption(f"Each fold of the {card_figures.SCHEME_WORDS[scheme]}")
+            column.caption(f"Each fold of the {model_card.SCHEME_WORDS[scheme]}")
             column.dataframe(pd.DataFrame(rows), hide_index=True, key=f"cv_folds_{scheme}")
     st.subheader("How the operating point was chosen")
     st.markdown(card.get("operating_point", {}).get("why", ""))
-    st.dataframe(pd.DataFrame(card_figures.rule_rows(card)), hide_index=True, key="cv_rules")
-    st.info(card_figures.SHIFT_NOTE)
-    simulated = card_figures.site_simulation_rows(card)
+    st.dataframe(pd.DataFrame(model_card.rule_rows(card)), hide_index=True, key="cv_rules")
+    st.info(model_card.SHIFT_NOTE)
+    simulated = model_card.site_simulation_rows(card)
     if simulated:
         st.caption("calibrate-site tried on each block as if it were a new hospital: fitted on half of the "
                    "block's patients (probabilities from a member that never saw the block), measured on "
@@ -156,25 +135,19 @@ def curves_ui(loaded: LoadedModel, chosen: dict | None) -> None:
     """Confusion matrix, ROC and PR curves and reliability diagram, the two thresholds marked."""
     validation = loaded.card["validation"]
     curves = validation.get("curves", {})
-    (tn, fp), (fn, tp) = validation["confusion_matrix"]
-    prevalence = (fn + tp) / max(tn + fp + fn + tp, 1)
-    points = {"model's threshold": _roc_point(validation)}
-    if chosen is not None:
-        points[f"chosen threshold {chosen['threshold']:.3f}"] = _roc_point(chosen)
+    points = model_card.curve_points(validation, chosen)
     left, right = st.columns(2)
-    left.plotly_chart(figures.confusion_matrix_figure(validation["confusion_matrix"], loaded.classes),
+    left.plotly_chart(charts.confusion_matrix_chart(validation["confusion_matrix"], loaded.classes),
                       config=CHART_CONFIG, key="confusion_matrix")
     if curves.get("roc"):
-        right.plotly_chart(figures.roc_figure(curves["roc"], validation.get("roc_auc"),
-                                              points),
+        right.plotly_chart(charts.roc_chart(curves["roc"], validation.get("roc_auc"), points.roc),
                            config=CHART_CONFIG, key="roc_curve")
     left, right = st.columns(2)
     if curves.get("pr"):
-        pr_points = {"model's threshold": (validation.get("sensitivity") or 0, validation.get("ppv") or 0)}
-        left.plotly_chart(figures.pr_figure(curves["pr"], validation.get("pr_auc"), prevalence, pr_points),
+        left.plotly_chart(charts.pr_chart(curves["pr"], validation.get("average_precision"), points.prevalence, points.pr),
                           config=CHART_CONFIG, key="pr_curve")
     if curves.get("reliability"):
-        right.plotly_chart(figures.reliability_figure(curves["reliability"]), config=CHART_CONFIG,
+        right.plotly_chart(charts.reliability_chart(curves["reliability"]), config=CHART_CONFIG,
                            key="reliability")
 
 
@@ -188,19 +161,10 @@ def threshold_ui(loaded: LoadedModel) -> float:
 
 def threshold_figures_ui(chosen: dict, operating: dict) -> None:
     """Sensitivity, specificity, PPV and NPV at the chosen threshold, against the model's."""
-    columns = st.columns(4)
-    for column, (key, label, help_text) in zip(columns, RATES):
-        value, base = chosen[key], operating[key]
-        delta = None if value is None or base is None or chosen["threshold"] == operating["threshold"] \
-            else f"{value - base:+.3f}"
-        column.metric(label, _show(value), delta, help=help_text)
-    (tn, fp), (fn, tp) = chosen["confusion_matrix"]
-    basis = {"predictions": "computed from the validation films' probabilities",
-             "card": "as the card states them at its operating threshold",
-             "roc": "read off the stored ROC curve with the validation class counts (interpolated "
-                    "between curve points, so approximate)"}[chosen["basis"]]
-    st.caption(f"At {chosen['threshold']:.4f}: {tp} pneumonia films caught, {fn} missed; {tn} normal films "
-               f"cleared, {fp} flagged. Figures {basis}; deltas against the model's threshold.")
+    metrics = model_card.threshold_metrics(chosen, operating)
+    for column, metric in zip(st.columns(len(metrics)), metrics):
+        column.metric(metric.label, metric.value, metric.delta, help=metric.help)
+    st.caption(model_card.threshold_caption(chosen))
 
 
 def use_and_limits_ui(card: dict) -> None:
@@ -214,20 +178,20 @@ def use_and_limits_ui(card: dict) -> None:
         st.markdown("\n".join(f"- {limit}" for limit in card.get("limits", [])) or "Not stated in the card.")
 
 
-def threshold_explorer_ui(loaded: LoadedModel, ref: state.ModelRef) -> dict | None:
+def threshold_explorer_ui(loaded: LoadedModel, ref: caches.ModelRef) -> dict | None:
     """The threshold slider with its figures and sweep; returns the figures at the chosen threshold."""
     st.header("Threshold explorer")
     try:
-        operating = state.validation_at(*ref, loaded.threshold)
+        operating = caches.validation_at(*ref, loaded.threshold)
     except ValueError:
         st.info("This model's card holds neither validation predictions nor a ROC curve, so the "
                 "threshold cannot be explored.")
         return None
     threshold = threshold_ui(loaded)
-    chosen = state.validation_at(*ref, threshold)
+    chosen = caches.validation_at(*ref, threshold)
     threshold_figures_ui(chosen, operating)
-    sweep = state.threshold_sweep(*ref)
-    st.plotly_chart(figures.threshold_sweep_figure(sweep, threshold, loaded.threshold), config=CHART_CONFIG,
+    sweep = caches.threshold_sweep(*ref)
+    st.plotly_chart(charts.threshold_sweep_chart(sweep, threshold, loaded.threshold), config=CHART_CONFIG,
                     key="threshold_sweep")
     return chosen
 
@@ -235,47 +199,40 @@ def threshold_explorer_ui(loaded: LoadedModel, ref: state.ModelRef) -> dict | No
 def explanations_ui(loaded: LoadedModel) -> None:
     """How faithful the heatmaps are, as ``python -m pneumo explain-eval --save`` measured them."""
     st.header("How far the heatmaps can be trusted")
-    result = faithfulness.read_explanations(loaded.path, loaded.card.get("sha256"))
+    result = read_explanations(loaded.path, loaded.card.get("sha256"))
     if result is None:
         st.info("No explanation measurements are stored for this model file: run "
                 "`python -m pneumo explain-eval --data DIR --save`.")
         return
     settings = result.get("settings", {})
-    st.caption(faithfulness.reading_guide(result))
-    st.dataframe(pd.DataFrame(faithfulness.summary_rows(result)), hide_index=True, width="stretch",
+    st.caption(faithfulness_words.reading_guide(result))
+    st.dataframe(pd.DataFrame(faithfulness_words.summary_rows(result)), hide_index=True, width="stretch",
                  key="explanations_table")
-    targets = faithfulness.check_targets(result)  # today's targets, from the stored figures
+    targets = model_card.explanation_target_rows(result)  # today's targets, from the stored figures
     if targets:
-        st.dataframe(pd.DataFrame(faithfulness.target_rows(targets)), hide_index=True,
-                     key="explanation_targets")
-    note = faithfulness.canvas_note(result)
+        st.dataframe(pd.DataFrame(targets), hide_index=True, key="explanation_targets")
+    note = faithfulness_words.canvas_note(result)
     if note:
         st.caption(f"Note: {note}")
     curves = result.get("curves")
     if curves and curves.get("fraction"):
         left, right = st.columns(2)
-        left.plotly_chart(figures.faithfulness_curves_figure(curves, faithfulness.MAP_NAMES, "deletion"),
+        left.plotly_chart(charts.faithfulness_curves_chart(curves, faithfulness_words.MAP_NAMES, "deletion"),
                           key="deletion_curves")
-        right.plotly_chart(figures.faithfulness_curves_figure(curves, faithfulness.MAP_NAMES, "insertion"),
+        right.plotly_chart(charts.faithfulness_curves_chart(curves, faithfulness_words.MAP_NAMES, "insertion"),
                            key="insertion_curves")
         st.caption(f"Mean over the {result.get('n_pneumonia')} pneumonia films; removed pixels are "
                    f"taken from the {settings.get('canvas', '?')} canvas.")
     scope = loaded.card.get("guard")
     if scope:
         st.header("Out-of-scope guard")
-        validation = scope.get("validation", {})
-        st.markdown(
-            f"Films that are not frontal chest films of young children are refused. On the films its "
-            f"thresholds were set on (validation, or an ensemble's first member's held-out films), "
-            f"{validation.get('rejected', '?')} of {validation.get('n', '?')} real films were refused; "
-            f"AUROC against the out-of-scope evaluation set: "
-            f"{_show(scope.get('out_of_scope', {}).get('auroc'), 4)}.")
+        st.markdown(model_card.guard_sentence(scope))
 
 
 def main() -> None:
     """Draw the model card."""
-    loaded = state.require_model()
-    ref = state.current_ref()
+    loaded = caches.require_model()
+    ref = caches.current_ref()
     st.title(f"Model card: {loaded.name}")
     picker_ui(loaded.name)
     use_and_limits_ui(loaded.card)

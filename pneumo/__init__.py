@@ -1,11 +1,18 @@
 """Pneumo: a chest-film assistant that estimates how likely pneumonia is on a pediatric chest X-ray.
 
-Modules, one job each: ``io`` reads films, ``preprocess`` turns them into model
-input, ``data`` finds and splits data sets, ``augment`` and ``models`` and ``train``
-make models, ``calibration`` and ``metrics`` measure them, ``store`` keeps them,
-``predict`` applies them, ``explain`` shows where they looked, ``profile``
-describes data sets, ``guard`` refuses images out of scope (``ood`` measures it),
-``bench`` times them and ``cli`` is the command line.
+The package reads in layers; a module imports only from its own layer or the ones above it
+in this list (``tests/test_architecture.py`` checks it, ``ARCHITECTURE.md`` explains it):
+
+- ``io``, ``dicom``, ``preprocess``, ``data``, ``folds``, ``store``: films, data sets,
+  patient folds and model folders;
+- ``stats``: figures, calibration and operating points from probabilities and labels;
+- ``modeling``: the networks and their augmentation;
+- ``guard``: what is out of scope;
+- ``inference``: scoring, explaining, site profiles;
+- ``evaluation``: faithfulness of the heatmaps, data-set profiles, speed;
+- ``training``: fitting a model folder (model, card, guard, sites);
+- ``render``: words, colours, charts and the PDF;
+- ``cli``: the command line.
 """
 
 __version__ = "0.1.0"

@@ -1,22 +1,26 @@
 """The data: films found on disk, who they belong to, a patient-grouped split, and tf.data input.
 
 Two layouts are understood: the Kaggle one, ``<root>/{train,val,test}/{NORMAL,PNEUMONIA}``,
-and a single split folder, ``<split>/{NORMAL,PNEUMONIA}``.
+and a single split folder, ``<split>/{NORMAL,PNEUMONIA}``. This module is their one
+reader: :func:`find_films` for a folder on disk, :func:`find_films_in_names` for the
+member names of an archive.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from pneumo.io import FILM_SUFFIXES, Film, FilmReadError, read_film
 from pneumo.preprocess import to_model_input
+from pneumo.store import file_sha256
 
 CLASSES = ("NORMAL", "PNEUMONIA")
 """Class names in label order: 0 = NORMAL, 1 = PNEUMONIA."""
@@ -83,15 +87,70 @@ def find_films(root: str | Path, splits: Sequence[str] = SPLITS) -> list[FilmRec
             if not class_dir.is_dir():
                 continue
             for path in sorted(class_dir.iterdir()):
-                if path.is_file() and path.suffix.lower() in FILM_SUFFIXES:
-                    patient, subtype = parse_film_name(path.name)
-                    records.append(FilmRecord(path, label, split, patient, subtype))
+                record = _film_record(path, split) if path.is_file() else None
+                if record is not None:
+                    records.append(record)
     if not records:
         raise ValueError(
             f"No films found in {root}: expected {root}/<split>/NORMAL and "
             f"{root}/<split>/PNEUMONIA, or {root}/NORMAL and {root}/PNEUMONIA."
         )
     return sorted(records, key=lambda r: str(r.path))
+
+
+def find_films_in_names(names: Sequence[str]) -> list[tuple[int, FilmRecord]]:
+    """The films among an archive's member names (POSIX paths), in either layout.
+
+    Where the names hold several data roots (the Kaggle archive nests one ``chest_xray``
+    in another), the shallowest one is taken. macOS resource folders (``__MACOSX``) and
+    hidden files and folders are skipped.
+
+    Args:
+        names: the members' paths, files only.
+
+    Returns:
+        (position in ``names``, record) of each film of that root, sorted by the record's
+        path, which is relative to the data root; empty when no name is a film in either layout.
+    """
+    by_root: dict[tuple[str, ...], list[tuple[int, FilmRecord]]] = defaultdict(list)
+    for index, name in enumerate(names):
+        parts = PurePosixPath(name).parts
+        if any(part.startswith(".") or part == "__MACOSX" for part in parts):
+            continue
+        place = _place_in_layout(parts)
+        if place is None:
+            continue
+        root, split = place
+        record = _film_record(Path(*parts[len(root):]), split)
+        if record is not None:
+            by_root[root].append((index, record))
+    if not by_root:
+        return []
+    films = by_root[min(by_root, key=lambda root: (len(root), root))]
+    return sorted(films, key=lambda item: str(item[1].path))
+
+
+def _place_in_layout(parts: Sequence[str]) -> tuple[tuple[str, ...], str] | None:
+    """(the data root's parts, the split) of a path ``[...]/[<split>/]<CLASS>/<name>``.
+
+    The folder holding the class folders is the split: a Kaggle split name puts the data
+    root above it; any other folder is itself a single-split root, its split named after
+    it (``data`` when the class folders are at the top). None outside a class folder.
+    """
+    if len(parts) < 2 or parts[-2] not in CLASSES:
+        return None
+    class_at = len(parts) - 2
+    if class_at >= 1 and parts[class_at - 1] in SPLITS:
+        return tuple(parts[:class_at - 1]), parts[class_at - 1]
+    return tuple(parts[:class_at]), (parts[class_at - 1] if class_at >= 1 else "data")
+
+
+def _film_record(path: Path, split: str) -> FilmRecord | None:
+    """The record of a film at ``.../<CLASS>/<name>``, or None for a file without a film ending."""
+    if path.parent.name not in CLASSES or path.suffix.lower() not in FILM_SUFFIXES:
+        return None
+    patient, subtype = parse_film_name(path.name)
+    return FilmRecord(path, CLASSES.index(path.parent.name), split, patient, subtype)
 
 
 def split_by_patient(
@@ -173,8 +232,7 @@ def manifest_sha256(records: Sequence[FilmRecord], root: str | Path) -> str:
     root = Path(root)
     lines = []
     for record in sorted(records, key=lambda r: str(r.path)):
-        digest = hashlib.sha256(record.path.read_bytes()).hexdigest()
-        lines.append(f"{record.path.relative_to(root).as_posix()} {digest}\n")
+        lines.append(f"{record.path.relative_to(root).as_posix()} {file_sha256(record.path)}\n")
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 

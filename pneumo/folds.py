@@ -1,4 +1,5 @@
-"""Cross-validation folds over the training films, and the films a model's card says it held out.
+"""Cross-validation folds over the training films, the films a model's card says it held out,
+and which films a measurement of the model runs on.
 
 Two schemes, both grouped by patient so that no patient is on both sides of a fold:
 
@@ -11,7 +12,9 @@ Two schemes, both grouped by patient so that no patient is on both sides of a fo
   films from another period: a harder, shift-aware check than random folds.
 
 :func:`held_out_records` is the one place that recovers, from a model's card, the
-films it was validated on (one split) or each film's out-of-fold member (an ensemble).
+films it was validated on (one split) or each film's out-of-fold member (an ensemble);
+:func:`records_to_measure` takes them, or a Kaggle split, for a measurement such as
+``explain-eval``, and :func:`stratified_sample` a seeded share of them.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumo.data import FilmRecord, find_films, split_by_patient
+from pneumo.data import CLASSES, FilmRecord, find_films, split_by_patient
 
 SCHEMES = ("random", "block")
+
+MEASURE_SPLITS = ("validation", "train", "val", "test", "all")
+"""The films :func:`records_to_measure` can take: the model's held-out films, a Kaggle split, or all."""
 
 _SERIES_NUMBER = re.compile(r"^(.*?)(\d+)$")
 
@@ -159,6 +165,77 @@ def training_records(card: dict, data_dir: str | Path) -> tuple[list[FilmRecord]
     names = {r.path for r in held}
     everything = find_films(data_dir, splits=("train", "val"))
     return [r for r in everything if r.path not in names], held
+
+
+def held_out_records_in(card: dict, root: str | Path) -> list[FilmRecord] | None:
+    """The model's own held-out films under ``root``, or None when ``root`` is not its data.
+
+    They come from :func:`training_records` (for an ensemble, the films its first member
+    never saw), on ``root`` or, for a split folder such as ``.../train``, on its parent;
+    the card's checksum of those films must match, so these are never training films of
+    that model.
+    """
+    root = Path(root).resolve()
+    for candidate in (root, root.parent):
+        try:
+            _, validation = training_records(card, candidate)
+        except (ValueError, FileNotFoundError):  # no films there, or not the films of the card
+            continue
+        return [r for r in validation if r.path.resolve().is_relative_to(root)]
+    return None
+
+
+def records_to_measure(card: dict, root: str | Path, split: str | None) -> tuple[list[FilmRecord], str]:
+    """The films a measurement of the model runs on, and a name for them (one of :data:`MEASURE_SPLITS`).
+
+    With no ``split``: the model's held-out films when ``root`` holds its training
+    data, else the ``test`` split of a Kaggle root, else every film under ``root``.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+        ValueError: an unknown split, ``"validation"`` when ``root`` is not the model's
+            training data, or no films.
+    """
+    if split is not None and split not in MEASURE_SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose from {MEASURE_SPLITS}")
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"No such data folder: {root}")
+    if split in (None, "validation"):
+        validation = held_out_records_in(card, root)
+        if validation:
+            return validation, "validation"
+        if split == "validation":
+            raise ValueError(f"{root} does not hold this model's training data (its validation split "
+                             "cannot be recomputed there); pick --split test, val, train or all.")
+    if split in ("train", "val", "test"):
+        return find_films(root, splits=(split,)), split
+    if split is None and (root / "test").is_dir():
+        return find_films(root, splits=("test",)), "test"
+    return find_films(root), "all"
+
+
+def stratified_sample(records: Sequence[FilmRecord], limit: int | None,
+                      seed: int = 0) -> list[FilmRecord]:
+    """A seeded sample of ``limit`` films keeping each class's share (at least one per class).
+
+    Returns all records when ``limit`` is None or not smaller than their number.
+
+    Raises:
+        ValueError: ``limit`` below 1.
+    """
+    if limit is None or limit >= len(records):
+        return list(records)
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    rng = np.random.default_rng(seed)
+    by_class = [[r for r in records if r.label == label] for label in range(len(CLASSES))]
+    by_class = [group for group in by_class if group]
+    quotas = [max(1, round(limit * len(group) / len(records))) for group in by_class]
+    quotas[int(np.argmax(quotas))] -= sum(quotas) - limit  # the rounding goes to the largest class
+    chosen = [group[i] for group, quota in zip(by_class, quotas)
+              for i in rng.choice(len(group), size=max(quota, 0), replace=False)]
+    return sorted(chosen, key=lambda r: str(r.path))
 
 
 def _check(records: Sequence[FilmRecord], k: int) -> None:

@@ -1,20 +1,21 @@
 """Reading films: JPEG, PNG, TIFF, BMP and DICOM, from a path or from bytes.
 
-Every reader returns a :class:`Film`: one grayscale frame as float32 in [0, 1]
-(0 = black, as displayed), plus the few facts about the file that are safe to
-show. Patient identifiers in DICOM headers are never read into a ``Film``.
+:func:`read_film` is the one entry point. It tells the file's type from its first bytes,
+reads raster images here with Pillow and hands DICOM files to :mod:`pneumo.dicom`; every
+film comes back as a :class:`Film`: one grayscale frame as float32 in [0, 1] (0 = black,
+as displayed), plus the few facts about the file that are safe to show.
 
 Whatever the bytes, the only error raised is :class:`FilmReadError`, with one
-sentence for the user; sizes are checked from headers before any pixel is decoded.
-Only the formats named above are opened (Pillow knows more, some of which it hands
-to outside programs).
+sentence for the user; sizes are checked from headers before any pixel is decoded,
+against this module's own :data:`MAX_PIXELS` (Pillow's process-wide limit is left as
+it is). Only the formats named above are opened (Pillow knows more, some of which it
+hands to outside programs).
 """
 
 from __future__ import annotations
 
 import io
 import warnings
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,21 +28,11 @@ MAX_PIXELS = 50_000_000
 MIN_SIDE = 64
 """Smallest side, in pixels, of an image that can still be a chest film."""
 
-FILM_SUFFIXES = (".jpeg", ".jpg", ".png", ".tif", ".tiff", ".bmp", ".dcm", ".dicom")
+FILM_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".dcm", ".dicom")
 """File endings the folder walkers pick up (DICOM files without an ending are read too)."""
 
-# DICOM header fields that may be shown to a user. Everything else, and above all
-# PatientName, PatientID, PatientBirthDate and AccessionNumber, is never copied.
-DICOM_SAFE_FIELDS = {
-    "Modality": "modality",
-    "ViewPosition": "view",
-    "BodyPartExamined": "body_part",
-    "StudyDate": "study_date",
-    "PhotometricInterpretation": "photometric",
-}
-
-# Keep Pillow's own bomb check in line with ours (it warns above its limit, raises above twice it).
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+FILM_TYPES = tuple(suffix.removeprefix(".") for suffix in FILM_SUFFIXES)
+"""The same endings without the dot, as an upload widget takes them."""
 
 
 class FilmReadError(ValueError):
@@ -60,7 +51,7 @@ class Film:
         notes: facts worth telling the user about how the file was read.
         colourfulness: how much colour the file held before grayscale conversion: the
             spread of its RGB pixels (in [0, 1]) beyond a single tint, 0 for grayscale files
-            and for grey or evenly tinted (sepia, bluish) scans. Read by pneumo.guard.
+            and for grey or evenly tinted (sepia, bluish) scans. Read by pneumo.guard.detector.
     """
 
     pixels: np.ndarray
@@ -92,8 +83,10 @@ def read_film(source: str | Path | bytes) -> Film:
     data = _read_bytes(source)
     if not data:
         raise FilmReadError("The file is empty.")
-    if _is_dicom(data):
-        film = _read_dicom(data)
+    if len(data) >= 132 and data[128:132] == b"DICM":  # the DICOM preamble (PS3.10 7.1)
+        from pneumo.dicom import read_dicom  # here: pneumo.dicom builds on this module
+
+        film = read_dicom(data)
     elif data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         raise FilmReadError("This is a ZIP archive, not an image: extract the films first.")
     else:
@@ -124,17 +117,18 @@ def _read_bytes(source: str | Path | bytes) -> bytes:
         raise FilmReadError(f"The file {path} cannot be opened ({reason}).") from err
 
 
-def _is_dicom(data: bytes) -> bool:
-    return len(data) >= 132 and data[128:132] == b"DICM"
-
-
 def _one_line(err: BaseException) -> str:
     """The first line of an exception's message, short enough to sit inside a sentence."""
     text = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(".")
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _check_pixel_count(width: int, height: int) -> None:
+def check_pixel_count(width: int, height: int) -> None:
+    """Refuse a film whose header claims more than :data:`MAX_PIXELS`, before decoding it.
+
+    Raises:
+        FilmReadError: width x height is over the limit.
+    """
     if width * height > MAX_PIXELS:
         raise FilmReadError(
             f"The image is {width} x {height} pixels ({width * height / 1e6:.0f} megapixels), "
@@ -150,10 +144,11 @@ RASTER_FORMATS = ("JPEG", "PNG", "TIFF", "BMP")
 def _read_raster(data: bytes) -> Film:
     try:
         with warnings.catch_warnings():
-            # Pillow's bomb warning is replaced by our own check and message.
+            # Pillow's own bomb check still runs, at its default limit (above ours): its
+            # warning gives way to our check and message, its error to our message.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=RASTER_FORMATS)
-            _check_pixel_count(*image.size)
+            check_pixel_count(*image.size)
             image.load()
             fmt = image.format or "image"
             frames = getattr(image, "n_frames", 1)
@@ -233,224 +228,6 @@ def _raster_to_gray(image: Image.Image) -> np.ndarray:
     if image.mode != "L":
         image = image.convert("RGB").convert("L")
     return np.asarray(image, dtype=np.float32) / 255.0
-
-
-# A deflated DICOM data set is inflated whole by pydicom before anything is checked; one
-# that would inflate past this many bytes (a 50-megapixel film of four 8-bit samples, or
-# of two 16-bit ones) is refused while inflating, a piece at a time.
-MAX_INFLATED_BYTES = 4 * MAX_PIXELS
-
-
-def _read_dicom(data: bytes) -> Film:
-    import pydicom
-
-    _check_deflated_size(data)
-    try:
-        dataset = pydicom.dcmread(io.BytesIO(data))
-        if "PixelData" not in dataset and "FloatPixelData" not in dataset:
-            raise FilmReadError("The DICOM file holds no image (no pixel data).")
-        rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
-        frames = int(dataset.get("NumberOfFrames", 1) or 1)
-        photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).strip()
-        syntax = dataset.file_meta.get("TransferSyntaxUID")
-        metadata = {
-            label: str(dataset.get(keyword))
-            for keyword, label in DICOM_SAFE_FIELDS.items()
-            if dataset.get(keyword) not in (None, "")
-        }
-    except FilmReadError:
-        raise
-    except Exception as err:
-        # pydicom raises whatever its parsers meet (InvalidDicomError, EOFError, struct.error,
-        # BytesLengthException, ...). Its messages may quote header values, so none is shown.
-        raise FilmReadError("The DICOM header is damaged and cannot be read.") from err
-    _check_pixel_count(columns, rows)
-    try:
-        pixels = _first_frame(dataset)
-    except Exception as err:
-        raise _pixel_data_error(syntax) from err
-
-    notes: list[str] = []
-    if frames > 1:
-        notes.append(f"The DICOM file holds {frames} frames; the first was read.")
-    try:
-        if photometric in ("MONOCHROME1", "MONOCHROME2") and pixels.ndim == 2:
-            gray, note = _dicom_gray_to_display(pixels, dataset)
-            if photometric == "MONOCHROME1":  # stored with white as 0: shown inverted
-                gray = 1.0 - gray
-            if note:
-                notes.append(note)
-        else:
-            gray = _dicom_color_to_gray(pixels, dataset, photometric)
-    except FilmReadError:
-        raise
-    except Exception as err:
-        raise FilmReadError(
-            "The DICOM display settings (rescale, window or lookup table) are damaged."
-        ) from err
-    return Film(pixels=gray.astype(np.float32), format="DICOM", source_mode=photometric,
-                metadata=metadata, notes=tuple(notes))
-
-
-def _check_deflated_size(data: bytes) -> None:
-    """Refuse a deflated DICOM whose data set inflates past MAX_INFLATED_BYTES.
-
-    pydicom reads the file meta group, then inflates the rest in one go; this reads the
-    meta group the same way and, for the deflated syntax, inflates a piece at a time.
-    """
-    from pydicom.filereader import read_dataset
-    from pydicom.uid import DeflatedExplicitVRLittleEndian
-
-    stream = io.BytesIO(data)
-    for implicit in (False, True):  # pydicom's own fallback for a meta group in implicit VR
-        stream.seek(132)
-        try:
-            meta = read_dataset(stream, is_implicit_VR=implicit, is_little_endian=True,
-                                stop_when=lambda tag, vr, length: tag >> 16 != 2)
-            syntax = meta.get("TransferSyntaxUID")
-            break
-        except Exception:  # pydicom will meet the same damage and report it
-            continue
-    else:
-        return
-    if syntax != DeflatedExplicitVRLittleEndian:
-        return
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    pending, total = data[stream.tell():], 0
-    try:
-        while pending and not inflater.eof:
-            total += len(inflater.decompress(pending, 1 << 22))
-            pending = inflater.unconsumed_tail
-            if total > MAX_INFLATED_BYTES:
-                limit = f"{MAX_INFLATED_BYTES / 1e6:.0f} MB"
-                raise FilmReadError(
-                    f"The compressed DICOM file inflates to more than {limit}, "
-                    "more than a film can hold; it was not read."
-                )
-    except zlib.error as err:
-        raise FilmReadError("The compressed DICOM data set is damaged and cannot be read.") from err
-
-
-def _first_frame(dataset) -> np.ndarray:
-    """The first frame's stored values, decoding only that frame of a multi-frame file."""
-    from pydicom.pixels import pixel_array
-
-    return pixel_array(dataset, index=0)
-
-
-def _pixel_data_error(syntax) -> FilmReadError:
-    """A clear error for pixel data that did not decode, naming a compression if there is one."""
-    from pydicom.pixels import get_decoder
-
-    if syntax is not None and not syntax.is_transfer_syntax:
-        return FilmReadError(
-            "The DICOM file names a transfer syntax this tool does not know, "
-            "so its pixel data cannot be decoded."
-        )
-    if syntax is None or not syntax.is_compressed:
-        return FilmReadError("The DICOM pixel data is damaged or truncated and cannot be decoded.")
-    try:
-        available = get_decoder(syntax).is_available
-    except Exception:  # no decoder is registered for this syntax at all
-        available = False
-    reason = "the compressed data is damaged" if available else "no decoder for it is installed"
-    return FilmReadError(
-        f"The DICOM pixel data is compressed as '{syntax.name}' and cannot be decoded: {reason}."
-    )
-
-
-def _dicom_gray_to_display(pixels: np.ndarray, dataset) -> tuple[np.ndarray, str | None]:
-    """Stored grey values -> [0, 1] as displayed (before MONOCHROME1 inversion).
-
-    The modality LUT (rescale slope and intercept) comes first, then the VOI transform: the
-    first window, or else the first VOI LUT. A file with neither is shown over the full
-    range its stored bits can hold, as a raster file of that depth would be.
-    """
-    from pydicom.pixels import apply_modality_lut
-
-    values = apply_modality_lut(pixels, dataset).astype(np.float64)
-    windowed = _window(values, dataset)
-    if windowed is not None:
-        return windowed, None
-    if dataset.get("VOILUTSequence"):
-        return _voi_lut(values, dataset), None
-    if not np.issubdtype(pixels.dtype, np.integer):  # Float Pixel Data: no nominal range
-        low, high = float(values.min()), float(values.max())
-    else:
-        bits = int(dataset.get("BitsStored") or pixels.dtype.itemsize * 8)
-        bits = min(max(bits, 1), pixels.dtype.itemsize * 8)
-        signed = int(dataset.get("PixelRepresentation", 0) or 0) == 1
-        stored = np.array([-(2 ** (bits - 1)), 2 ** (bits - 1) - 1] if signed else [0, 2**bits - 1])
-        bounds = apply_modality_lut(stored, dataset).astype(np.float64)
-        low, high = float(bounds.min()), float(bounds.max())
-    note = "The file sets no display window; its full range of values is shown."
-    if not high > low:
-        return np.zeros_like(values), note
-    return np.clip((values - low) / (high - low), 0.0, 1.0), note
-
-
-def _window(values: np.ndarray, dataset) -> np.ndarray | None:
-    """The first VOI window of the file applied onto [0, 1], or None if it has no usable one.
-
-    DICOM PS3.3 C.11.2.1.2: LINEAR (the default), LINEAR_EXACT and SIGMOID.
-    """
-    center, width = dataset.get("WindowCenter"), dataset.get("WindowWidth")
-    if center is None or width is None or center == "" or width == "":
-        return None
-    center = float(center[0] if _is_multi(center) else center)
-    width = float(width[0] if _is_multi(width) else width)
-    function = str(dataset.get("VOILUTFunction", "LINEAR") or "LINEAR").strip().upper()
-    if not (np.isfinite(center) and np.isfinite(width)):
-        return None
-    if function == "SIGMOID" and width > 0:
-        with np.errstate(over="ignore"):
-            return 1.0 / (1.0 + np.exp(-4.0 * (values - center) / width))
-    if function == "LINEAR_EXACT" and width > 0:
-        return np.clip((values - center) / width + 0.5, 0.0, 1.0)
-    if width == 1:  # LINEAR with width 1 is a threshold at center - 0.5
-        return (values > center - 0.5).astype(np.float64)
-    if width > 1:
-        return np.clip((values - (center - 0.5)) / (width - 1) + 0.5, 0.0, 1.0)
-    return None
-
-
-def _voi_lut(values: np.ndarray, dataset) -> np.ndarray:
-    """The first VOI LUT applied, onto [0, 1] over its nominal output range."""
-    from pydicom.pixels import apply_voi
-
-    depth = int(dataset.VOILUTSequence[0].LUTDescriptor[2])
-    # The LUT maps integer input values; its output has `depth` bits (PS3.3 C.11.2.1.1).
-    mapped = apply_voi(np.round(values).astype(np.int64), dataset)
-    return np.clip(mapped.astype(np.float64) / (2**depth - 1), 0.0, 1.0)
-
-
-def _dicom_color_to_gray(pixels: np.ndarray, dataset, photometric: str) -> np.ndarray:
-    """Colour DICOM (RGB, YBR converted to RGB by pydicom, or a palette) -> grey in [0, 1]."""
-    from pydicom.pixels import apply_color_lut
-
-    if photometric == "PALETTE COLOR":
-        pixels = apply_color_lut(pixels, dataset)
-        top = float(np.iinfo(pixels.dtype).max)
-    elif np.issubdtype(pixels.dtype, np.integer):
-        bits = int(dataset.get("BitsStored") or pixels.dtype.itemsize * 8)
-        top = float(2 ** min(max(bits, 1), pixels.dtype.itemsize * 8) - 1)
-    else:
-        top = max(float(pixels.max()), 1.0)
-    pixels = pixels.astype(np.float64) / top
-    if pixels.ndim == 3 and pixels.shape[-1] >= 3:
-        # ITU-R 601-2 luma, as Pillow's "L" conversion.
-        gray = pixels[..., 0] * 0.299 + pixels[..., 1] * 0.587 + pixels[..., 2] * 0.114
-    elif pixels.ndim == 2:
-        gray = pixels
-    else:
-        raise FilmReadError(
-            f"The DICOM image has an unexpected layout ({photometric!r}, shape {pixels.shape})."
-        )
-    return np.clip(gray, 0.0, 1.0)
-
-
-def _is_multi(value) -> bool:
-    return isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue"
 
 
 def find_film_files(paths: list[str | Path]) -> list[Path]:

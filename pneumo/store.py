@@ -94,12 +94,9 @@ def default_model_name(store: str | Path | None = None) -> str:
 
 
 def file_sha256(path: str | Path) -> str:
-    """sha256 of a file, read in blocks."""
-    digest = hashlib.sha256()
+    """sha256 of a file, as hex; read in blocks, so a large model need not fit in memory."""
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def read_card(name: str | None = None, store: str | Path | None = None) -> dict:

@@ -1,4 +1,7 @@
-"""Shared fixtures: the real films beside the repository and a tiny model store."""
+"""Shared fixtures: the real films beside the repository and a tiny model store.
+
+Where the films are, and skipping or failing without them, is :mod:`tests.support.data`.
+"""
 
 from __future__ import annotations
 
@@ -8,32 +11,35 @@ from pathlib import Path
 import pytest
 
 from pneumo import data
+from tests.support.data import (
+    in_ci,
+    missing_data_message,
+    require_train_folder,
+    train_folder,
+)
 
-DATA_ROOT = data.default_data_dir()
-TRAIN_DIR = DATA_ROOT / "train"
 
-
-def require_data() -> Path:
-    """The training split, or skip when ../shared/data is not beside the repository."""
-    if not TRAIN_DIR.is_dir():
-        pytest.skip(f"the real films are not at {TRAIN_DIR}")
-    return TRAIN_DIR
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In CI (``CI=true``), stop the run at once when the real films are missing, rather than skip."""
+    if in_ci() and not train_folder().is_dir():
+        pytest.exit(f"CI=true and {missing_data_message()}; the tests that need them would only skip.",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 @pytest.fixture(scope="session")
 def train_dir() -> Path:
-    """``../shared/data/chest_xray/train``: the real training films."""
-    return require_data()
+    """``<data dir>/train``: the real training films (skip without them, fail in CI)."""
+    return require_train_folder()
 
 
 @pytest.fixture(scope="session")
 def normal_film(train_dir) -> Path:
-    return sorted((train_dir / "NORMAL").iterdir())[0]
+    return min((train_dir / "NORMAL").iterdir())
 
 
 @pytest.fixture(scope="session")
 def pneumonia_film(train_dir) -> Path:
-    return sorted((train_dir / "PNEUMONIA").iterdir())[0]
+    return min((train_dir / "PNEUMONIA").iterdir())
 
 
 TINY_SIZE = 64
@@ -41,7 +47,7 @@ TINY_SIZE = 64
 
 def make_tiny_card(threshold: float = 0.5) -> dict:
     """The fields of a card that loading and predicting rely on."""
-    from pneumo import models
+    from pneumo.modeling import models
 
     return {"architecture": "cnn", "input": {"size": TINY_SIZE, "channels": 1},
             "classes": list(data.CLASSES), "threshold": threshold, "temperature": 1.0,
@@ -59,7 +65,8 @@ def tiny_store(tmp_path_factory) -> Path:
     """A model store holding one untrained, seeded 64-px CNN named ``tiny`` (the default)."""
     import keras
 
-    from pneumo import models, store
+    from pneumo import store
+    from pneumo.modeling import models
 
     keras.utils.set_random_seed(1)
     root = tmp_path_factory.mktemp("store")

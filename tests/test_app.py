@@ -19,13 +19,13 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from pneumo import store
-from pneumo.present import DISCLAIMER, format_probability
+from pneumo.render.wording import DISCLAIMER, format_probability
 from pneumo.store import ModelStoreError
-from dicom_films import IDENTIFIERS, make_dicom
+from tests.support.data import real_films
+from tests.support.dicom_films import IDENTIFIERS, make_dicom
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
-DATA = ROOT.parent / "shared" / "data" / "chest_xray" / "train"
 TIMEOUT_S = 90
 PAGES = ("app_pages/home.py", "app_pages/diagnose.py", "app_pages/explorer.py", "app_pages/model.py")
 
@@ -36,13 +36,6 @@ def _default_model_or_skip() -> tuple[str, Path]:
     except ModelStoreError as err:
         pytest.skip(f"no model in the store in effect: {err}")
     return name, store.store_dir() / name
-
-
-def _films(class_name: str, count: int) -> list[Path]:
-    films = sorted((DATA / class_name).glob("*.jpeg"))[:count]
-    if len(films) < count:
-        pytest.skip(f"needs {count} films in {DATA / class_name}")
-    return films
 
 
 def _texts(at: AppTest) -> str:
@@ -77,7 +70,7 @@ def model_name() -> str:
 
 @pytest.fixture(scope="module")
 def film() -> tuple[str, bytes, str]:
-    path = _films("PNEUMONIA", 1)[0]
+    path = real_films("PNEUMONIA", 1)[0]
     return path.name, path.read_bytes(), "image/jpeg"
 
 
@@ -100,7 +93,7 @@ def test_home_says_what_the_tool_is_not(model_name: str) -> None:
 
 
 def test_diagnose_shows_classifier_probability_bars_and_overlay(model_name, film) -> None:
-    from pneumo.predict import Classifier
+    from pneumo.inference.predict import Classifier
 
     at = _upload(_open(PAGES[1]), film)
     expected = Classifier(store.load()).assess(film[1], name=film[0]).p_pneumonia
@@ -125,10 +118,10 @@ def test_diagnose_methods_and_opacity_rerun_without_error(model_name, film) -> N
 
 
 def test_only_a_film_read_as_normal_gets_the_map_note(model_name, film) -> None:
-    from pneumo.predict import Classifier
-    from pneumo.present import NORMAL_MAP_WORDS
+    from pneumo.inference.predict import Classifier
+    from pneumo.render.wording import NORMAL_MAP_WORDS
 
-    normal = _films("NORMAL", 1)[0]
+    normal = real_films("NORMAL", 1)[0]
     classifier = Classifier(store.load())
     assert classifier.assess(normal, name=normal.name).p_pneumonia < classifier.threshold
     at = _upload(_open(PAGES[1]), (normal.name, normal.read_bytes(), "image/jpeg"))
@@ -138,7 +131,7 @@ def test_only_a_film_read_as_normal_gets_the_map_note(model_name, film) -> None:
 
 
 def test_attention_outside_the_lungs_is_flagged(model_name, film, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pneumo import explain
+    from pneumo.inference import explain
 
     monkeypatch.setattr(explain, "border_share", lambda heatmap, *args, **kwargs: 0.9)
     at = _upload(_open(PAGES[1]), film)
@@ -154,7 +147,7 @@ def test_broken_file_gives_a_warning_not_an_exception(model_name) -> None:
 
 
 def test_batch_table_csv_and_broken_file_in_place(model_name, film) -> None:
-    second = _films("NORMAL", 1)[0]
+    second = real_films("NORMAL", 1)[0]
     at = _upload(_open(PAGES[1]), film, BROKEN, (second.name, second.read_bytes(), "image/jpeg"))
     table = at.dataframe[0].value
     assert list(table["file"]) == [film[0], "broken.png", second.name]
@@ -166,7 +159,7 @@ def test_batch_table_csv_and_broken_file_in_place(model_name, film) -> None:
 
 
 def test_dicom_shows_safe_metadata_only(model_name) -> None:
-    film = np.asarray(Image.open(_films("NORMAL", 1)[0]).convert("L"), dtype=np.uint16) * 16  # 12-bit
+    film = np.asarray(Image.open(real_films("NORMAL", 1)[0]).convert("L"), dtype=np.uint16) * 16  # 12-bit
     at = _upload(_open(PAGES[1]), ("film.dcm", make_dicom(film), "application/dicom"))
     text = _texts(at)
     assert "DICOM header" in text and "**AP**" in text and "**DX**" in text and "20240315" in text
@@ -176,7 +169,7 @@ def test_dicom_shows_safe_metadata_only(model_name) -> None:
 
 def _kaggle_folder(root: Path) -> Path:
     """A tiny Kaggle-layout data set: train and val, both classes, one patient in both splits."""
-    normal, pneumonia = _films("NORMAL", 4), _films("PNEUMONIA", 4)
+    normal, pneumonia = real_films("NORMAL", 4), real_films("PNEUMONIA", 4)
     for split, picks in (("train", slice(0, 3)), ("val", slice(2, 4))):
         for class_name, films in (("NORMAL", normal), ("PNEUMONIA", pneumonia)):
             folder = root / split / class_name
@@ -309,9 +302,9 @@ def test_minimal_card_renders_every_page(tiny_store: Path, film, monkeypatch: py
 
 
 def test_an_out_of_scope_image_is_withheld_until_an_expert_asks(model_name) -> None:
-    from pneumo import guard, store
+    from pneumo.guard import persist
 
-    if guard.load_guard(store.load(model_name)) is None:
+    if persist.load_guard(store.load(model_name)) is None:
         pytest.skip(f"model {model_name!r} has no out-of-scope guard")
     skimage_data = pytest.importorskip("skimage.data")
     buffer = io.BytesIO()
@@ -327,10 +320,10 @@ def test_an_out_of_scope_image_is_withheld_until_an_expert_asks(model_name) -> N
 
 
 def test_model_card_shows_the_stored_explanation_figures(model_name) -> None:
-    from pneumo import faithfulness
+    from pneumo.evaluation.faithfulness_results import read_explanations
 
     loaded = store.load(model_name)
-    stored = faithfulness.read_explanations(loaded.path, loaded.card["sha256"])
+    stored = read_explanations(loaded.path, loaded.card["sha256"])
     at = _open(PAGES[3])
     assert not at.exception
     if stored is None:

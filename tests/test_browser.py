@@ -6,7 +6,6 @@ Few tests, because each is slow: a film and a broken file on /diagnose, and the 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,23 +13,29 @@ from pathlib import Path
 import pytest
 
 from pneumo import store
-from scripts.load_check import CHROMIUM, CHROMIUM_ARGS, serve_app
+from tests.support.app_server import serve_app
+from tests.support.browser import (
+    CHART,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    EXCEPTION,
+    FIRST_RENDER_MS,
+    UPLOADER,
+    VIEWPORT,
+    chromium_env,
+)
+from tests.support.data import real_films
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-DATA = ROOT.parent / "shared" / "data" / "chest_xray" / "train"
-STARTUP_S = 90
-FIRST_RENDER_MS = 90_000
 RESULT_MS = 30_000
 UPLOAD_TO_OVERLAY_LIMIT_S = 10.0  # the target is 2 s; this bound only catches a broken app
-CHART = '[data-testid="stPlotlyChart"] .js-plotly-plot'
-EXCEPTION = '[data-testid="stException"]'
 OVERLAY_CAPTION = "where the model looked for pneumonia"
 
 if not CHROMIUM.exists():
-    pytest.skip("the browser tests need Debian's Chromium at /usr/bin/chromium (make chromium)",
+    pytest.skip(f"the browser tests need Debian's Chromium at {CHROMIUM} (make chromium)",
                 allow_module_level=True)
 try:
     store.default_model_name()
@@ -38,34 +43,24 @@ except store.ModelStoreError as error:
     pytest.skip(f"the browser tests need a model in the store: {error}", allow_module_level=True)
 
 
-def first_film(class_name: str) -> Path:
-    """A real film of the shared data set."""
-    films = sorted((DATA / class_name).glob("*.jpeg"))
-    if not films:
-        pytest.skip(f"no films in {DATA / class_name}")
-    return films[0]
-
-
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app served by ``python -m streamlit run app.py`` on a free port; stopped with SIGTERM."""
-    with serve_app(tmp_path_factory.mktemp("streamlit") / "server.log", STARTUP_S) as server:
+    with serve_app(tmp_path_factory.mktemp("streamlit") / "server.log") as server:
         yield server.url
 
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Debian's Chromium, kept off the network and out of the real home folder."""
-    home = tmp_path_factory.mktemp("chromium-home")
-    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
-           "XDG_CACHE_HOME": str(home / "cache"), "TMPDIR": str(home)}
+    env = chromium_env(tmp_path_factory.mktemp("chromium-home"))
     return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": CHROMIUM_ARGS, "env": env}
 
 
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args: dict) -> dict:
     """A desktop-sized window so the screenshots show the layout people see."""
-    return {**browser_context_args, "viewport": {"width": 1360, "height": 900}}
+    return {**browser_context_args, "viewport": VIEWPORT}
 
 
 def open_page(page, url: str, ready_selector: str):
@@ -95,11 +90,11 @@ def wait_until_idle(page) -> None:
 
 
 def test_film_shows_bars_and_overlay(page, app_url: str) -> None:
-    film = first_film("PNEUMONIA")
+    film = real_films("PNEUMONIA")[0]
     open_page(page, f"{app_url}/diagnose", CHART)  # the page is loaded once its threshold scale shows
     wait_until_idle(page)
     start = time.perf_counter()
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(film))
+    page.locator(UPLOADER).set_input_files(str(film))
     bars = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="10-90% interval")
     bars.locator(".js-plotly-plot").wait_for(state="visible", timeout=RESULT_MS)
     page.get_by_text(OVERLAY_CAPTION).first.wait_for(state="visible", timeout=RESULT_MS)
@@ -125,7 +120,7 @@ def test_film_shows_bars_and_overlay(page, app_url: str) -> None:
 
 def test_broken_file_gives_a_warning(page, app_url: str) -> None:
     open_page(page, f"{app_url}/diagnose", '[data-testid="stFileUploader"]')
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+    page.locator(UPLOADER).set_input_files(
         {"name": "broken.png", "mimeType": "image/png", "buffer": b"this is not a film"})
     alert = page.locator('[data-testid="stAlert"]').filter(has_text="broken.png")
     alert.first.wait_for(state="visible", timeout=RESULT_MS)

@@ -82,7 +82,7 @@ def test_evaluate_reports_the_literature_table(use_tiny_store, small_split, tmp_
     assert main(["evaluate", "--data", str(small_split), "--json", str(out)]) == 0
     figures = json.loads(out.read_text())
     assert figures["n"] == 12 and figures["per_class"]["NORMAL"]["support"] == 6
-    for key in ("accuracy", "sensitivity", "specificity", "roc_auc", "pr_auc", "ece", "brier",
+    for key in ("accuracy", "sensitivity", "specificity", "roc_auc", "average_precision", "ece", "brier",
                 "confusion_matrix", "recall_by_subtype"):
         assert key in figures
     printed = capsys.readouterr().out
@@ -109,3 +109,252 @@ def test_bench_json_line(use_tiny_store, capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key in ("predict_ms_p50", "gradcam_ms_p50", "throughput_img_s", "peak_rss_mb"):
         assert result[key] > 0
+
+
+# -- the options and their effective defaults ------------------------------------------------------
+
+OPTIONS = {
+    "train": ["--architecture", "--batch-size", "--border-allowance", "--border-penalty", "--checkpoint-dir",
+              "--data", "--epochs", "--horizontal-flip", "--input-size", "--label-smoothing",
+              "--learning-rate", "--limit", "--max-minutes", "--out", "--patience", "--seed", "--start-from",
+              "--val-fraction", "--weights", "--width"],
+    "train-cv": ["--border-allowance", "--border-penalty", "--data", "--epochs", "--folds", "--input-size",
+                 "--label-smoothing", "--learning-rate", "--min-sensitivity", "--out", "--resamples",
+                 "--run-dir", "--schemes", "--seed", "--ship", "--width"],
+    "evaluate": ["--data", "--json", "--model", "--site", "--split"],
+    "predict": ["--csv", "--model", "--site"],
+    "calibrate-site": ["--data", "--min-sensitivity", "--model", "--name"],
+    "profile": ["--data", "--json"],
+    "bench": ["--json", "--model", "--runs"],
+    "explain-eval": ["--canvas", "--data", "--json", "--limit", "--model", "--random-models", "--save",
+                     "--seed", "--split", "--steps"],
+    "operating-point": ["--data", "--min-sensitivity", "--model"],
+    "fit-guard": ["--data", "--limit", "--max-train", "--model", "--per-kind", "--seed"],
+}
+"""Every command and its options, as users and scripts know them."""
+
+
+def test_every_command_keeps_its_options():
+    from pneumo.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    found = {name: sorted(o for a in sub._actions for o in a.option_strings if o not in ("-h", "--help"))
+             for name, sub in commands.items()}
+    assert found == OPTIONS
+
+
+class Stop(Exception):
+    """Raised by a captured owner, so the command stops before the long work."""
+
+
+@pytest.fixture
+def capture(monkeypatch):
+    """``capture(module, name)``: replace a function; its call's arguments, defaults applied, land in the dict."""
+    import functools
+    import inspect
+
+    calls = {}
+
+    def replace(module, name):
+        original = getattr(module, name)
+        signature = inspect.signature(original)
+
+        @functools.wraps(original)  # keeps the signature, whose defaults a command may read
+        def fake(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            calls[name] = dict(bound.arguments)
+            raise Stop
+
+        monkeypatch.setattr(module, name, fake)
+        return calls
+
+    return replace
+
+
+@pytest.fixture
+def own_split(monkeypatch, small_split):
+    """The tiny model's own (training, validation) films: the small split's films, both sides."""
+    from pneumo import data, folds
+
+    records = data.find_films(small_split)
+    monkeypatch.setattr(folds, "training_records", lambda card, root: (records, records))
+    return records
+
+
+def test_train_defaults_are_the_training_configuration(capture, small_split, tmp_path):
+    from pneumo.modeling.augment import AugmentConfig
+    from pneumo.training import train
+
+    calls = capture(train, "train")
+    with pytest.raises(Stop):
+        main(["train", "--data", str(small_split), "--out", str(tmp_path / "model")])
+    config = calls["train"]["config"]
+    assert config == train.TrainConfig(data=str(small_split), out=str(tmp_path / "model"))
+    assert (config.architecture, config.input_size, config.width, config.epochs, config.batch_size,
+            config.learning_rate, config.label_smoothing, config.val_fraction, config.seed, config.patience,
+            config.max_minutes, config.weights, config.limit, config.border_penalty, config.border_allowance,
+            config.start_from, config.checkpoint_dir) == (
+        "cnn", 192, 32, 28, 32, 2e-3, 0.05, 0.2, 0, 8, 58.0, None, None, 0.0, 0.0, None, None)
+    assert config.augment == AugmentConfig(horizontal_flip=False)
+
+
+def test_train_options_reach_the_configuration(capture, small_split, tmp_path):
+    from pneumo.training import train
+
+    calls = capture(train, "train")
+    with pytest.raises(Stop):
+        main(["train", "--data", str(small_split), "--out", str(tmp_path / "m"), "--epochs", "3",
+              "--horizontal-flip", "--border-penalty", "0.1", "--architecture", "resnet50"])
+    config = calls["train"]["config"]
+    assert (config.epochs, config.augment.horizontal_flip, config.border_penalty, config.architecture) == (
+        3, True, 0.1, "resnet50")
+
+
+def test_train_cv_defaults_are_the_shipped_recipe(capture, monkeypatch, small_split, tmp_path):
+    from pneumo.training import crossval
+
+    trained = []
+    monkeypatch.setattr(crossval, "finished_folds", lambda run_dir, scheme, k: list(range(k)))
+    monkeypatch.setattr(crossval, "train_folds", lambda config, scheme, k, run_dir, **_: trained.append((scheme, k)))
+    calls = capture(crossval, "assemble")
+    with pytest.raises(Stop):
+        main(["train-cv", "--data", str(small_split), "--out", str(tmp_path / "cv"),
+              "--run-dir", str(tmp_path / "runs")])
+    call = calls["assemble"]
+    config = call["config"]
+    assert (config.input_size, config.width, config.epochs, config.learning_rate, config.label_smoothing,
+            config.border_penalty, config.border_allowance, config.min_sensitivity, config.seed,
+            config.max_minutes) == (160, 24, 8, 2e-3, 0.05, 0.05, 0.15, 0.95, 0, 24 * 60.0)
+    assert (call["k"], call["ship"], call["schemes"], call["resamples"]) == (5, "random", ("block", "random"), 1000)
+    assert trained == [("block", 5), ("random", 5)]
+
+
+def test_explain_eval_defaults_are_the_faithfulness_configuration(use_tiny_store, capture, small_split):
+    from pneumo.evaluation import faithfulness
+
+    calls = capture(faithfulness, "measure")
+    with pytest.raises(Stop):
+        main(["explain-eval", "--data", str(small_split)])
+    config = calls["measure"]["config"]
+    assert config == faithfulness.FaithfulnessConfig()
+    assert (config.steps, config.canvas, config.seed, config.randomization_models) == (24, "mean", 0, 5)
+
+
+def test_fit_guard_defaults(use_tiny_store, capture, own_split, small_split):
+    from pneumo.guard import fit
+
+    calls = capture(fit, "fit_and_store_guard")
+    with pytest.raises(Stop):
+        main(["fit-guard", "--data", str(small_split)])
+    call = calls["fit_and_store_guard"]
+    assert (call["max_train"], call["per_kind"], call["seed"]) == (2000, 60, 0)
+
+
+@pytest.mark.parametrize("argv, module, name", [
+    (["calibrate-site", "--data", "{split}", "--name", "north"], "pneumo.inference.sites", "calibrate_site"),
+    (["operating-point", "--data", "{split}"], "pneumo.training.train", "choose_operating_point"),
+])
+def test_the_minimum_sensitivity_is_095_by_default(use_tiny_store, capture, own_split, small_split,
+                                                    argv, module, name):
+    import importlib
+
+    calls = capture(importlib.import_module(module), name)
+    with pytest.raises(Stop):
+        main([a.replace("{split}", str(small_split)) for a in argv])
+    assert calls[name]["min_sensitivity"] == 0.95
+
+
+def test_bench_runs_30_by_default(use_tiny_store, capture):
+    from pneumo.evaluation import bench
+
+    calls = capture(bench, "run")
+    with pytest.raises(Stop):
+        main(["bench"])
+    assert calls["run"]["runs"] == 30
+
+
+# -- mistakes found before the work ----------------------------------------------------------------
+
+@pytest.fixture
+def one_class(tmp_path, train_dir):
+    """A split folder holding 3 pneumonia films and no normal one."""
+    root = tmp_path / "pneumonia_only" / "test"
+    (root / "PNEUMONIA").mkdir(parents=True)
+    for film in sorted((train_dir / "PNEUMONIA").iterdir())[:3]:
+        shutil.copy(film, root / "PNEUMONIA" / film.name)
+    return root
+
+
+@pytest.fixture
+def no_model_loading(monkeypatch):
+    """Fail the test if a command loads its model before refusing."""
+    from pneumo import store
+
+    def load(*_, **__):
+        raise AssertionError("the model was loaded before the mistake was found")
+
+    monkeypatch.setattr(store, "load", load)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "--data", "{split}", "--model", "nope"], "Unknown model 'nope'"),
+    (["evaluate", "--data", "{split}", "--site", "nowhere"], "Unknown site 'nowhere'"),
+    (["predict", "{film}", "--site", "nowhere"], "Unknown site 'nowhere'"),
+    (["evaluate", "--data", "{split}", "--json", "{tmp}/no/such/folder/eval.json"], "no such folder"),
+    (["predict", "{film}", "--csv", "{tmp}"], "is a folder"),
+    (["profile", "--data", "{split}", "--json", "{tmp}/missing/profile.json"], "no such folder"),
+    (["explain-eval", "--data", "{one_class}", "--canvas", "normal"], "canvas needs normal films"),
+    (["explain-eval", "--data", "{one_class}"], "canvas needs normal films"),
+    (["explain-eval", "--data", "{split}", "--json", "{tmp}/no/such/folder/x.json"], "no such folder"),
+    (["train", "--data", "{one_class}", "--out", "{tmp}/m"], "holds no NORMAL films"),
+    (["train", "--data", "{split}", "--out", "{tmp}/m", "--architecture", "vgg16"], "Unknown architecture 'vgg16'"),
+    (["train", "--data", "{split}", "--out", "{film}"], "is a file"),
+    (["train-cv", "--data", "{split}", "--out", "{tmp}/m", "--schemes", "random", "--ship", "block"],
+     "--schemes must name schemes"),
+    (["train-cv", "--data", "{one_class}", "--out", "{tmp}/m"], "holds no NORMAL films"),
+    (["train-cv", "--data", "{split}", "--out", "{tmp}/m", "--min-sensitivity", "1.5"],
+     "--min-sensitivity must be between 0 and 1"),
+    (["fit-guard", "--data", "{split}", "--limit", "5"], "--limit must be at least 10"),
+    (["fit-guard", "--data", "{split}", "--model", "nope"], "Unknown model 'nope'"),
+    (["bench", "--runs", "0"], "--runs must be at least 1"),
+    (["calibrate-site", "--data", "{split}", "--name", "north", "--min-sensitivity", "0"],
+     "--min-sensitivity must be between 0 and 1"),
+    (["calibrate-site", "--data", "{split}", "--name", "north", "--model", "nope"], "Unknown model 'nope'"),
+    (["operating-point", "--data", "{split}", "--model", "nope"], "Unknown model 'nope'"),
+])
+def test_mistakes_are_refused_before_the_model_is_loaded(use_tiny_store, no_model_loading, small_split,
+                                                          one_class, normal_film, tmp_path, capsys,
+                                                          argv, message):
+    argv = [a.format(split=small_split, one_class=one_class, film=normal_film, tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [
+    ["evaluate", "--data", "{split}", "--model", "nope"],
+    ["predict", "{split}", "--site", "nowhere"],
+])
+def test_a_refused_command_never_starts_tensorflow(use_tiny_store, small_split, argv):
+    argv = [a.format(split=small_split) for a in argv]
+    script = ("import sys; from pneumo.cli import main; code = main(sys.argv[1:]); "
+              "print(code, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["2", "False", "False"], done.stderr
+
+
+def test_progress_counts_at_most_every_few_seconds_and_always_the_last(capsys):
+    from pneumo.cli.common import ProgressReporter
+
+    now = [100.0]
+    report = ProgressReporter("calibrate-site", every=5.0, clock=lambda: now[0])
+    for done, at in [(1, 101.0), (2, 105.5), (3, 107.0), (4, 108.0)]:
+        now[0] = at
+        report.count(done, 4)
+    report.timed("done")
+    assert capsys.readouterr().err.splitlines() == [
+        "calibrate-site: scored 2 of 4 films (6 s)",
+        "calibrate-site: scored 4 of 4 films (8 s)",
+        "calibrate-site: done (8 s)",
+    ]

@@ -1,8 +1,9 @@
 """Several users at once: eight browser sessions uploading different films at the same
 moment each get their own correct result, and memory stays flat over 200 predictions.
 
-The work is done by scripts/load_check.py (``python -m scripts.load_check`` prints the same
-figures); these tests assert on what it measures and print its summary (see it with ``-s``).
+The work is done by tests/support/sessions.py and tests/support/memory.py
+(``python -m scripts.load_check`` prints the same figures); these tests assert on what they
+measure and print their summaries (see them with ``-s``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from pneumo import store
-from scripts import load_check
+from tests.support import memory, sessions
+from tests.support.app_server import serve_app
+from tests.support.browser import CHROMIUM
 
 pytestmark = pytest.mark.slow
 
@@ -33,17 +36,17 @@ def loaded() -> store.LoadedModel:
 
 @pytest.mark.browser
 def test_eight_sessions_at_once_each_get_their_own_result(loaded: store.LoadedModel, tmp_path: Path) -> None:
-    if not load_check.CHROMIUM.exists():
-        pytest.skip(f"needs Debian's Chromium at {load_check.CHROMIUM} (make chromium)")
+    if not CHROMIUM.exists():
+        pytest.skip(f"needs Debian's Chromium at {CHROMIUM} (make chromium)")
     pytest.importorskip("playwright.async_api")
-    from pneumo.predict import Classifier
+    from pneumo.inference.predict import Classifier
 
     started = time.perf_counter()
-    films = load_check.expected_results(Classifier(loaded), SESSIONS)
-    with load_check.serve_app(tmp_path / "server.log") as server:
-        run = load_check.run_sessions(server, films)
+    films = sessions.expected_results(Classifier(loaded), SESSIONS)
+    with serve_app(tmp_path / "server.log") as server:
+        run = sessions.run_sessions(server, films)
     elapsed = time.perf_counter() - started
-    print(f"\n{load_check.format_sessions(run)}\n  whole test {elapsed:.1f} s")
+    print(f"\n{sessions.format_sessions(run)}\n  whole test {elapsed:.1f} s")
     assert sorted(r.film for r in run.results) == sorted(f.path.name for f in films)
     # Each page: exactly its own film's probability, its own name and no other's, no traceback,
     # no error alert, no JavaScript error (SessionResult.problems says which failed).
@@ -54,7 +57,7 @@ def test_eight_sessions_at_once_each_get_their_own_result(loaded: store.LoadedMo
 
 
 def test_memory_stays_flat_over_200_predictions(loaded: store.LoadedModel) -> None:
-    run = load_check.memory_check(loaded, PREDICTIONS)
-    print(f"\n{load_check.format_memory(run)}")
+    run = memory.memory_check(loaded, PREDICTIONS)
+    print(f"\n{memory.format_memory(run)}")
     assert run.predictions == PREDICTIONS
-    assert run.growth_mb < load_check.GROWTH_LIMIT_MB
+    assert run.growth_mb < memory.GROWTH_LIMIT_MB

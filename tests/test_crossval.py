@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from pneumo import calibration, crossval, data, folds, models, store
-from pneumo.train import TrainConfig
+from pneumo import data, folds, store
+from pneumo.modeling import models
+from pneumo.stats import calibration
+from pneumo.training import crossval
+from pneumo.training.train import TrainConfig
 
 pytestmark = pytest.mark.slow
 K = 2

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pneumo import data
-from pneumo.augment import AugmentConfig, make_augment
+from pneumo.modeling.augment import AugmentConfig, make_augment
 
 
 @pytest.mark.parametrize("name, patient, subtype", [
@@ -140,7 +140,7 @@ def test_blur_matches_a_gaussian_filter_and_skips_inactive_films(normal_film):
     import tensorflow as tf
     from scipy import ndimage
 
-    from pneumo.augment import _blur
+    from pneumo.modeling.augment import _blur
 
     film = _input(normal_film, 96)[None].repeat(2, axis=0).astype(np.float32)
     sigma_px = 2.0

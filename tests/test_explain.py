@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from pneumo import explain, models, store
+from pneumo import store
+from pneumo.inference import explain
 from pneumo.io import read_film
+from pneumo.modeling import models
 from pneumo.preprocess import to_display, to_model_input
 
 
@@ -47,6 +49,16 @@ def test_scorecam_scores_like_stock_tf_keras_vis(tiny_model, explainer, film_inp
                      batch_size=explain.SCORECAM_MAX_CHANNELS)
     expected = np.clip(np.nan_to_num(np.asarray(expected, np.float32)[0]), 0, 1)
     np.testing.assert_allclose(explainer.heatmap(film_input, "scorecam"), expected, atol=1e-5)
+
+
+def test_scorecam_predicts_through_a_view_not_a_patched_model(tiny_model, explainer, film_input):
+    view = explainer._methods["scorecam"].model
+    assert "predict" not in vars(view)  # a method of the view's class, never an instance's attribute
+    assert "predict" not in vars(tiny_model.model)
+    batch = np.stack([film_input, film_input[::-1]])
+    stock = np.asarray(explain.two_class_view(tiny_model.model)(batch, training=False))
+    np.testing.assert_array_equal(view.predict([batch], batch_size=2), stock)
+    np.testing.assert_allclose(view.predict([batch], batch_size=1), stock, atol=1e-6)  # batch by batch
 
 
 def test_batch_maps_match_single_maps(explainer, film_input):

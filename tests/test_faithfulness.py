@@ -1,15 +1,22 @@
-"""Measuring explanations: curves, baselines, randomisation, film choice, the CLI and the stored file."""
+"""Measuring explanations: curves, canvases, baselines, the random-weights model, checks up front, the CLI.
+
+The figures made of what is measured are tested in test_faithfulness_results.py, their words in
+test_faithfulness_words.py, the choice of films in test_folds.py.
+"""
 
 import json
-import math
+import random
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pneumo import data, explain, faithfulness
+from pneumo import data
 from pneumo.cli import main
+from pneumo.evaluation import faithfulness
+from pneumo.evaluation.faithfulness_results import trapezoid_auc
+from pneumo.inference import explain
 
 SIZE = 32
 
@@ -21,21 +28,6 @@ def region_score(rows: slice, cols: slice):
         return batch[:, rows, cols, 0].mean(axis=(1, 2)) / 255.0
 
     return score
-
-
-@pytest.mark.parametrize("curve, area", [
-    ([1.0, 0.0], 0.5),
-    ([0.7] * 25, 0.7),
-    (np.linspace(1, 0, 25), 0.5),
-    ([0.0, 1.0, 1.0, 1.0, 1.0], 0.875),
-])
-def test_trapezoid_auc_of_known_curves(curve, area):
-    assert faithfulness.trapezoid_auc(curve) == pytest.approx(area)
-
-
-def test_trapezoid_auc_needs_two_points():
-    with pytest.raises(ValueError, match="at least two points"):
-        faithfulness.trapezoid_auc([0.5])
 
 
 def test_pixel_ranks_put_the_most_salient_first_and_break_ties_by_seed():
@@ -74,7 +66,7 @@ def test_a_map_of_the_pixels_the_model_uses_beats_random_and_its_opposite():
     maps = {"true": true_map, "inverse": 1.0 - true_map,
             "random": faithfulness.random_map(SIZE, 8, np.random.default_rng(3))}
     curves = faithfulness.film_curves(score, film, canvas, maps, steps=16, rng=rng)
-    auc = {name: {kind: faithfulness.trapezoid_auc(c) for kind, c in pair.items()}
+    auc = {name: {kind: trapezoid_auc(c) for kind, c in pair.items()}
            for name, pair in curves.items()}
     assert curves["true"]["deletion"][0] == pytest.approx(1.0)
     assert curves["true"]["deletion"][-1] == pytest.approx(0.0)
@@ -99,34 +91,6 @@ def test_gaussian_map_is_centred():
     assert explain.border_share(heat) < explain.border_share(np.ones((64, 64)))
 
 
-def test_rank_correlations_of_a_map_with_itself_are_one_and_constant_maps_undefined():
-    maps = np.random.default_rng(0).random((3, 16, 16))
-    np.testing.assert_allclose(faithfulness.rank_correlations(maps, maps), 1.0)
-    flat = np.zeros((1, 16, 16))
-    assert math.isnan(faithfulness.rank_correlations(maps[:1], flat)[0])
-
-
-def test_randomisation_is_averaged_over_random_models_and_keeps_each_ones_figure():
-    rng = np.random.default_rng(1)
-    own = rng.random((4, 16, 16))
-    same, opposite = own.copy(), 1.0 - own  # rho +1 and -1 on every film
-    unrelated = rng.random((4, 16, 16))
-    unrelated[0] = 0.5  # a constant map: undefined for that film, left out of the means
-    random_maps = [{"m": same}, {"m": opposite}, {"m": unrelated}]
-    films = faithfulness.per_film_figures({"m": own}, random_maps, {"m": {
-        "deletion": np.zeros((0, 3)), "insertion": np.zeros((0, 3))}})["m"]
-    by_model = films["randomization_spearman_by_model"]
-    assert by_model.shape == (3, 4) and math.isnan(by_model[2, 0])
-    np.testing.assert_allclose(by_model[:2], [[1.0] * 4, [-1.0] * 4])
-    np.testing.assert_allclose(films["randomization_spearman"][0], 0.0)  # (1 - 1) / 2: NaN left out
-    figures = faithfulness.summarize_method(films, {b: films for b in faithfulness.BASELINES})
-    assert figures["randomization_spearman_by_model"][:2] == pytest.approx([1.0, -1.0])
-    assert figures["randomization_spearman_max_model"] == pytest.approx(1.0)
-    assert figures["randomization_spearman"] == pytest.approx(films["randomization_spearman"].mean())
-    assert figures["randomization_undefined"] == 0
-    assert faithfulness._round(by_model)[2][0] is None  # JSON-ready, nested
-
-
 def test_randomized_model_keeps_the_architecture_and_changes_the_weights(tiny_model):
     random = faithfulness.randomized_model(tiny_model, seed=3)
     again = faithfulness.randomized_model(tiny_model, seed=3)
@@ -137,65 +101,41 @@ def test_randomized_model_keeps_the_architecture_and_changes_the_weights(tiny_mo
     assert all(np.array_equal(b.numpy(), c.numpy()) for _, b, c in kernels)  # seeded
 
 
+def test_randomized_model_gives_the_weights_of_a_build_after_reseeding_without_reseeding(tmp_path):
+    """The same random ensemble as ``keras.utils.set_random_seed(seed)`` then building, before and after
+    the global generators are disturbed, and NumPy's global state is left as it was."""
+    import keras
+
+    from pneumo.modeling import models
+    from pneumo.store import LoadedModel
+
+    def ensemble():
+        return models.build_ensemble([models.build("cnn", 64, width=8) for _ in range(2)], 1.0, width=8)
+
+    card = {"architecture": "cnn", "input": {"size": 64, "channels": 1}, "temperature": 1.0,
+            "explain_layer": "last_conv", "ensemble": {"members": 2}, "training": {"config": {"width": 8}}}
+    keras.utils.set_random_seed(4)
+    expected = ensemble()  # how the random model was drawn when it reseeded every generator
+    loaded = LoadedModel("pair", tmp_path, ensemble(), card)
+    random.seed(11)
+    np.random.seed(12)
+    state = np.random.get_state()
+    drawn = faithfulness.randomized_model(loaded, seed=4)
+    after = np.random.get_state()
+    assert after[0] == state[0] and np.array_equal(after[1], state[1]) and after[2:] == state[2:]
+    assert [w.path for w in drawn.model.weights] == [w.path for w in expected.weights]
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(drawn.model.weights, expected.weights))
+    np.random.seed(99)
+    again = faithfulness.randomized_model(loaded, seed=4)
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(drawn.model.weights, again.model.weights))
+
+
 def test_randomized_model_refuses_a_card_that_does_not_match(tiny_model):
     from pneumo.store import LoadedModel
 
     wrong = {**tiny_model.card, "training": {"config": {"width": 16}}}
     with pytest.raises(ValueError, match="does not match"):
         faithfulness.randomized_model(LoadedModel("tiny", tiny_model.path, tiny_model.model, wrong))
-
-
-def _records(n_normal: int, n_pneumonia: int) -> list[data.FilmRecord]:
-    return ([data.FilmRecord(Path(f"n{i}.jpeg"), 0, "train", f"n{i}", None) for i in range(n_normal)]
-            + [data.FilmRecord(Path(f"p{i}.jpeg"), 1, "train", f"p{i}", None) for i in range(n_pneumonia)])
-
-
-@pytest.mark.parametrize("limit, expected", [(20, (5, 15)), (4, (1, 3)), (2, (1, 1)), (500, (25, 75))])
-def test_stratified_sample_keeps_class_shares(limit, expected):
-    records = _records(25, 75)
-    chosen = faithfulness.stratified_sample(records, limit, seed=1)
-    counts = (sum(r.label == 0 for r in chosen), sum(r.label == 1 for r in chosen))
-    assert counts == expected and len(set(chosen)) == len(chosen)
-    assert chosen == faithfulness.stratified_sample(records, limit, seed=1)
-    assert chosen != faithfulness.stratified_sample(records, limit, seed=2) or limit >= 100
-
-
-def _dummy_kaggle_root(root: Path) -> Path:
-    """Empty files with Kermany names: enough for finding and splitting, never decoded."""
-    for split, per_class in (("train", 10), ("val", 2), ("test", 3)):
-        for name in data.CLASSES:
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i in range(per_class):
-                stem = f"person{i}_bacteria_{i}" if name == "PNEUMONIA" else f"IM-{i:04d}-0001"
-                (folder / f"{stem}_{split}.jpeg").write_bytes(b"")
-    return root
-
-
-def test_select_records_finds_the_models_validation_films(tmp_path, tiny_card):
-    from pneumo.train import validation_names_sha256
-
-    root = _dummy_kaggle_root(tmp_path / "chest_xray")
-    records = data.find_films(root, splits=("train", "val"))
-    train, validation = data.split_by_patient(records, 0.25, 7)
-    card = {**tiny_card, "training": {"split": {"val_fraction": 0.25, "seed": 7,
-                                                "validation_films_sha256": validation_names_sha256(validation)}}}
-    chosen, films = faithfulness.select_records(root, card, None)
-    assert films == "validation"
-    assert {r.path.name for r in chosen} == {r.path.name for r in validation}
-    assert not {r.path.name for r in chosen} & {r.path.name for r in train}
-    inside, films = faithfulness.select_records(root / "train", card, "validation")
-    assert films == "validation" and {r.path.name for r in inside} <= {r.path.name for r in validation}
-    assert all(r.split == "train" for r in inside)
-
-
-def test_select_records_without_a_recorded_split(tmp_path, tiny_card):
-    root = _dummy_kaggle_root(tmp_path / "chest_xray")
-    chosen, films = faithfulness.select_records(root, tiny_card, None)
-    assert films == "test" and {r.split for r in chosen} == {"test"}
-    with pytest.raises(ValueError, match="does not hold this model's training data"):
-        faithfulness.select_records(root, tiny_card, "validation")
-    assert faithfulness.select_records(root, tiny_card, "all")[1] == "all"
 
 
 def test_canvases_take_the_normal_films_of_the_set():
@@ -216,59 +156,27 @@ def test_canvases_take_the_normal_films_of_the_set():
                                        faithfulness.FaithfulnessConfig(canvas=canvas))
 
 
-def test_canvas_note_warns_only_when_the_canvas_scores_like_the_films():
-    def result(film_p, canvas_p):
-        return {"settings": {"canvas": "blur", "film_p_pneumonia": film_p, "canvas_p_pneumonia": canvas_p}}
-
-    assert "compare with --canvas mean or --canvas normal." in faithfulness.canvas_note(result(0.95, 0.97))
-    assert faithfulness.canvas_note(result(0.95, 0.10)) is None
-
-
-def test_check_targets():
-    result = {"gradcam": {"deletion_beats_random": 0.95, "insertion_beats_random": 0.5,
-                          "randomization_spearman": 0.1, "border_share_median": 0.2}}
-    checks = faithfulness.check_targets(result)
-    assert checks["gradcam.deletion_beats_random"]["met"] is True
-    assert checks["gradcam.insertion_beats_random"]["met"] is False
-    assert checks["gradcam.randomization_spearman_max"]["met"] is True
-    assert checks["gradcam.border_share_median_max"] == {"value": 0.2, "target": 0.15, "met": False}
-    assert checks["gradcam.deletion_auc_below_gaussian"]["met"] is None  # no figures to compare
+@pytest.mark.parametrize("canvas", ["mean", "normal"])
+def test_a_canvas_of_normal_films_is_refused_up_front_without_normal_films(canvas):
+    config = faithfulness.FaithfulnessConfig(canvas=canvas)
+    with pytest.raises(ValueError, match=f"the '{canvas}' canvas needs normal films") as caught:
+        faithfulness.check_can_measure([1, 1, 1], config)
+    assert "all 3 are pneumonia films" in str(caught.value) and str(caught.value).count(". ") == 0
+    faithfulness.check_can_measure([1, 0, 1], config)
+    faithfulness.check_can_measure([1, 1, 1], faithfulness.FaithfulnessConfig(canvas="blur"))
+    with pytest.raises(ValueError, match="no films to measure"):
+        faithfulness.check_can_measure([], config)
 
 
-def test_gradcam_must_beat_the_centred_gaussian_on_deletion():
-    result = {"gradcam": {"deletion_auc": 0.40}, "baselines": {"gaussian": {"deletion_auc": 0.38}}}
-    check = faithfulness.check_targets(result)["gradcam.deletion_auc_below_gaussian"]
-    assert check == {"value": 0.40, "target": 0.38, "met": False}  # a centre prior, not evidence
-    result["baselines"]["gaussian"]["deletion_auc"] = 0.42
-    assert faithfulness.check_targets(result)["gradcam.deletion_auc_below_gaussian"]["met"] is True
-    row = faithfulness.target_rows(faithfulness.check_targets(result))[-1]
-    assert row == {"target": "Grad-CAM: deletion AUC below the centred Gaussian's 0.42", "measured": 0.4,
-                   "met": "yes"}
+def test_measure_refuses_before_it_explains_a_film(tiny_model, monkeypatch):
+    def explained(*args, **kwargs):
+        raise AssertionError("maps were computed before the request was checked")
 
-
-def test_target_rows_and_reading_guide_say_what_was_measured():
-    result = {"gradcam": {"deletion_beats_random": 0.95, "insertion_beats_random": 0.5,
-                          "randomization_spearman": 0.1, "border_share_median": 0.2,
-                          "randomization_spearman_by_model": [0.31, -0.12, None]},
-              "n_films": 7, "settings": {"canvas": "normal", "randomization_models": 3}}
-    rows = faithfulness.target_rows(faithfulness.check_targets(result))
-    assert rows[0] == {"target": "Grad-CAM: deletion beats random on at least 0.9", "measured": 0.95,
-                       "met": "yes"}
-    assert [r["met"] for r in rows] == ["yes", "no", "yes", "no", "n/a"]
-    guide = faithfulness.reading_guide(result)
-    assert "7 validation films" in guide and "normal canvas" in guide
-    assert "averaged over 3 random models (Grad-CAM: -0.12 to 0.31" in guide
-
-
-def test_save_and_read_explanations(tmp_path):
-    result = {"model_sha256": "abc", "gradcam": {"deletion_auc": 0.3}}
-    path = faithfulness.save_explanations(result, tmp_path)
-    assert path == tmp_path / faithfulness.EXPLANATIONS_FILE
-    assert faithfulness.read_explanations(tmp_path, "abc") == result
-    assert faithfulness.read_explanations(tmp_path, "another model") is None
-    assert faithfulness.read_explanations(tmp_path / "nowhere") is None
-    with pytest.raises(ValueError, match="model_sha256"):
-        faithfulness.save_explanations({"gradcam": {}}, tmp_path)
+    monkeypatch.setattr(faithfulness, "compute_maps", explained)
+    monkeypatch.setattr(faithfulness, "randomized_model", explained)
+    inputs = np.zeros((2, tiny_model.input_size, tiny_model.input_size, 1), np.uint8)
+    with pytest.raises(ValueError, match="needs normal films"):
+        faithfulness.measure(tiny_model, inputs, np.array([1, 1]), faithfulness.FaithfulnessConfig())
 
 
 @pytest.fixture(scope="module")
@@ -279,6 +187,14 @@ def tiny_split(tmp_path_factory, train_dir) -> Path:
         (root / name).mkdir(parents=True)
         for film in sorted((train_dir / name).iterdir())[:3]:
             shutil.copy(film, root / name / film.name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def pneumonia_split(tiny_split) -> Path:
+    """A split folder of pneumonia films only: no canvas of normal films can be made from it."""
+    root = tiny_split.parent / "pneumonia_only"
+    shutil.copytree(tiny_split / "PNEUMONIA", root / "PNEUMONIA")
     return root
 
 
@@ -309,10 +225,12 @@ def test_cli_writes_every_method_with_its_figures(tiny_store, tiny_split, tmp_pa
     (["--data", "{split}", "--save"], "validation films only"),
     (["--data", "{split}", "--limit", "0"], "--limit must be at least 1"),
     (["--data", "{split}", "--random-models", "0"], "--random-models must be at least 1"),
+    (["--data", "{pneumonia}"], "the 'mean' canvas needs normal films"),
 ])
-def test_cli_mistakes_are_one_sentence(tiny_store, tiny_split, monkeypatch, capsys, argv, message):
+def test_cli_mistakes_are_one_sentence(tiny_store, tiny_split, pneumonia_split, monkeypatch, capsys, argv,
+                                       message):
     monkeypatch.setenv("PNEUMO_MODEL_STORE", str(tiny_store))
-    argv = [a.replace("{split}", str(tiny_split)) for a in argv]
+    argv = [a.replace("{split}", str(tiny_split)).replace("{pneumonia}", str(pneumonia_split)) for a in argv]
     assert main(["explain-eval", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1

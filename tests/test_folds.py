@@ -1,6 +1,7 @@
-"""Folds: patient-grouped random folds, leave-block-out, and held-out films recovered from a card."""
+"""Folds: patient-grouped random folds, leave-block-out, held-out films recovered from a card, films to measure."""
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,3 +94,65 @@ def test_held_out_records_of_a_single_model_are_its_validation_split(records, tr
     assert [r.path for r in held] == [r.path for r in val] and not assigned.any()
     with pytest.raises(ValueError, match="records no training split"):
         folds.held_out_records({"name": "x", "training": {}}, train_dir.parent)
+
+
+# --- the films a measurement runs on ---------------------------------------------------
+
+
+def _records(n_normal: int, n_pneumonia: int) -> list[data.FilmRecord]:
+    return ([data.FilmRecord(Path(f"n{i}.jpeg"), 0, "train", f"n{i}", None) for i in range(n_normal)]
+            + [data.FilmRecord(Path(f"p{i}.jpeg"), 1, "train", f"p{i}", None) for i in range(n_pneumonia)])
+
+
+@pytest.mark.parametrize("limit, expected", [(20, (5, 15)), (4, (1, 3)), (2, (1, 1)), (500, (25, 75))])
+def test_stratified_sample_keeps_class_shares(limit, expected):
+    records = _records(25, 75)
+    chosen = folds.stratified_sample(records, limit, seed=1)
+    counts = (sum(r.label == 0 for r in chosen), sum(r.label == 1 for r in chosen))
+    assert counts == expected and len(set(chosen)) == len(chosen)
+    assert chosen == folds.stratified_sample(records, limit, seed=1)
+    assert chosen != folds.stratified_sample(records, limit, seed=2) or limit >= 100
+
+
+def _dummy_kaggle_root(root: Path) -> Path:
+    """Empty files with Kermany names: enough for finding and splitting, never decoded."""
+    for split, per_class in (("train", 10), ("val", 2), ("test", 3)):
+        for name in data.CLASSES:
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                stem = f"person{i}_bacteria_{i}" if name == "PNEUMONIA" else f"IM-{i:04d}-0001"
+                (folder / f"{stem}_{split}.jpeg").write_bytes(b"")
+    return root
+
+
+def test_records_to_measure_finds_the_models_validation_films(tmp_path, tiny_card):
+    root = _dummy_kaggle_root(tmp_path / "chest_xray")
+    records = data.find_films(root, splits=("train", "val"))
+    train, validation = data.split_by_patient(records, 0.25, 7)
+    card = {**tiny_card, "training": {"split": {"val_fraction": 0.25, "seed": 7,
+                                                "validation_films_sha256": folds.names_sha256(validation)}}}
+    chosen, films = folds.records_to_measure(card, root, None)
+    assert films == "validation"
+    assert {r.path.name for r in chosen} == {r.path.name for r in validation}
+    assert not {r.path.name for r in chosen} & {r.path.name for r in train}
+    inside, films = folds.records_to_measure(card, root / "train", "validation")
+    assert films == "validation" and {r.path.name for r in inside} <= {r.path.name for r in validation}
+    assert all(r.split == "train" for r in inside)
+
+
+def test_records_to_measure_refuses_an_unknown_split(tmp_path, tiny_card):
+    root = _dummy_kaggle_root(tmp_path / "chest_xray")
+    with pytest.raises(ValueError, match="unknown split 'holdout'"):
+        folds.records_to_measure(tiny_card, root, "holdout")
+    with pytest.raises(FileNotFoundError, match="No such data folder"):
+        folds.records_to_measure(tiny_card, tmp_path / "nowhere", None)
+
+
+def test_records_to_measure_without_a_recorded_split(tmp_path, tiny_card):
+    root = _dummy_kaggle_root(tmp_path / "chest_xray")
+    chosen, films = folds.records_to_measure(tiny_card, root, None)
+    assert films == "test" and {r.split for r in chosen} == {"test"}
+    with pytest.raises(ValueError, match="does not hold this model's training data"):
+        folds.records_to_measure(tiny_card, root, "validation")
+    assert folds.records_to_measure(tiny_card, root, "all")[1] == "all"

@@ -8,12 +8,13 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
+from sklearn.covariance import LedoitWolf
 
-from pneumo import data, guard, ood, store
+from pneumo import data, store
 from pneumo.cli import main
+from pneumo.guard import detector, evaluation_set, features, fit, persist, thresholds, transforms
+from pneumo.inference.predict import STATUS_OK, STATUS_REJECTED, Classifier
 from pneumo.io import read_film
-from pneumo.predict import STATUS_OK, STATUS_REJECTED, Classifier
-from pneumo.preprocess import to_model_input
 
 N_TRAIN, N_VAL = 150, 60
 
@@ -30,7 +31,7 @@ def split_inputs(train_dir, tiny_model):
 @pytest.fixture(scope="module")
 def fitted(tiny_model, split_inputs):
     x_train, x_val, groups = split_inputs
-    return guard.fit_guard(tiny_model, x_train, x_val, val_groups=groups, log=lambda line: None)
+    return fit.fit_guard(tiny_model, x_train, x_val, val_groups=groups, log=lambda line: None)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def guarded_store(tiny_store, fitted, tmp_path_factory):
     """A copy of the tiny store whose model has a saved guard."""
     root = tmp_path_factory.mktemp("guarded") / "store"
     shutil.copytree(tiny_store, root)
-    guard.save_guard(root / "tiny", fitted)
+    persist.save_guard(root / "tiny", fitted)
     return root
 
 
@@ -68,11 +69,11 @@ def out_of_scope_image(kind: str, split_inputs) -> bytes:
         "colour": lambda: skimage.data.astronaut(),
         "blank": lambda: np.full((300, 300), 17, np.uint8),
         "noise": lambda: rng.integers(0, 256, (300, 300), dtype=np.uint8),
-        "document": lambda: ood._text_pages(rng, count=1)["text-page-0"],
+        "document": lambda: evaluation_set._text_pages(rng, count=1)["text-page-0"],
         "rotated": lambda: np.rot90(films[1]),
         "upside_down": lambda: np.rot90(films[2], 2),
         "inverted": lambda: 255 - films[3],
-        "collage": lambda: np.round(guard.collage([f / 255.0 for f in films[4:8]], 2, 2) * 255).astype(np.uint8),
+        "collage": lambda: np.round(transforms.collage([f / 255.0 for f in films[4:8]], 2, 2) * 255).astype(np.uint8),
         "unfamiliar": lambda: skimage.data.camera(),
     }
     return png_bytes(np.ascontiguousarray(makers[kind]()))
@@ -83,7 +84,7 @@ def out_of_scope_image(kind: str, split_inputs) -> bytes:
 def test_each_kind_is_refused_with_its_reason(classifier, split_inputs, kind):
     result = classifier.assess(out_of_scope_image(kind, split_inputs), name=f"{kind}.png")
     assert result.status == STATUS_REJECTED, kind
-    assert result.message == result.out_of_scope_reason == guard.REASONS[kind]
+    assert result.message == result.out_of_scope_reason == detector.REASONS[kind]
     assert result.label is None and 0.0 <= result.p_pneumonia <= 1.0  # kept for "show anyway"
     row = result.row()
     assert row["status"] == "rejected" and row["p_pneumonia"] == "" and row["label"] == ""
@@ -98,19 +99,6 @@ def test_real_films_pass(classifier, split_inputs, normal_film, pneumonia_film):
     assert all(r.scope_checked and r.label in ("NORMAL", "PNEUMONIA") for r in results if r.status == STATUS_OK)
 
 
-def test_real_films_stay_clear_of_the_cheap_checks(train_dir):
-    records = data.find_films(train_dir)
-    films = [read_film(r.path) for r in records[:: len(records) // 40]]
-    for film in films:
-        scores = guard.cheap_scores(guard.film_view(film))
-        statistics = guard.film_statistics(to_model_input(film, 192)[..., 0] / 255.0)
-        assert film.colourfulness < guard.FLOORS["colour"] / 10
-        assert scores["noise"] < guard.FLOORS["noise"] / 5
-        assert scores["blank"] < guard.FLOORS["blank"] - 0.1  # spread above 0.3
-        assert scores["document"] < guard.FLOORS["document"]
-        assert statistics.shape == (49,) and np.isfinite(statistics).all()
-
-
 def test_colourfulness_tells_photographs_from_tinted_films(normal_film):
     gray = np.asarray(Image.open(normal_film).convert("L"), dtype=np.float64) / 255.0
     sepia = np.stack([gray, 0.9 * gray, 0.7 * gray], axis=-1)
@@ -122,64 +110,64 @@ def test_colourfulness_tells_photographs_from_tinted_films(normal_film):
 
 
 def test_thresholds_refuse_at_most_one_percent_of_validation(fitted, split_inputs):
-    settings = fitted["settings"]
-    assert settings["validation"]["rejection_rate"] <= guard.TARGET_REJECTION
+    settings = fitted.settings
+    assert settings["validation"]["rejection_rate"] <= thresholds.TARGET_REJECTION
     assert settings["validation"]["n"] == len(split_inputs[1])
-    for name, floor in guard.FLOORS.items():
+    for name, floor in thresholds.FLOORS.items():
         assert settings["checks"][name]["threshold"] >= floor
-    assert set(settings["checks"]) == set(guard.CHECKS)
+    assert set(settings["checks"]) == set(detector.CHECKS)
 
 
 def test_mahalanobis_on_pooled_features(tiny_model, fitted, split_inputs):
-    g = guard.Guard(fitted["arrays"], fitted["settings"])
-    x_val = split_inputs[1][:5]
-    _, pooled = guard.model_outputs(guard.feature_model(tiny_model.model), x_val)
-    scores, _ = g.scores(x_val, pooled, guard.films_of(x_val))
-    mean, precision = fitted["arrays"]["pool_mean"], fitted["arrays"]["pool_precision"]
-    direct = [np.sqrt((p - mean) @ precision @ (p - mean)) for p in pooled]
-    np.testing.assert_allclose(scores["features"], direct, rtol=1e-6)
+    x_train, x_val = split_inputs[0], split_inputs[1][:5]
+    two_headed = features.feature_model(tiny_model.model)
+    _, pooled = features.model_outputs(two_headed, x_val)
+    scores, _ = fitted.scores(x_val, pooled, features.films_of(x_val))
+    # The distance to the training films (all of them: fewer than max_train) as scikit-learn gives it.
+    _, train_pooled = features.model_outputs(two_headed, x_train)
+    squared = LedoitWolf().fit(train_pooled).mahalanobis(pooled)
+    np.testing.assert_allclose(scores["features"], np.sqrt(squared), rtol=1e-6)
     # White noise is far from the training films in the model's own features.
     noise = np.random.default_rng(0).uniform(0, 255, (3, *x_val.shape[1:])).astype(np.float32)
-    _, noise_pooled = guard.model_outputs(guard.feature_model(tiny_model.model), noise)
-    noise_scores, _ = g.scores(noise, noise_pooled, guard.films_of(noise))
-    assert (noise_scores["features"] > g.thresholds["features"]).all()
+    _, noise_pooled = features.model_outputs(two_headed, noise)
+    noise_scores, _ = fitted.scores(noise, noise_pooled, features.films_of(noise))
+    assert (noise_scores["features"] > fitted.thresholds["features"]).all()
 
 
 def test_layout_classifier_knows_upright_films(fitted, split_inputs):
-    g = guard.Guard(fitted["arrays"], fitted["settings"])
     films = [f / 255.0 for f in held_out_films(split_inputs, 20)]
-    upright = g.layout_probabilities(np.stack([guard.layout_vector(f) for f in films]))
-    turned = g.layout_probabilities(np.stack([guard.layout_vector(np.rot90(f)) for f in films]))
-    np.testing.assert_allclose(upright.sum(axis=1), 1.0)
-    assert np.mean(upright.argmax(axis=1) == 0) >= 0.9
-    assert np.mean(turned.argmax(axis=1) == guard.LAYOUTS.index("rotated")) >= 0.9
+    upright = np.stack([features.layout_vector(f) for f in films])
+    turned = np.stack([features.layout_vector(np.rot90(f)) for f in films])
+    np.testing.assert_allclose(fitted.layout.predict_proba(upright).sum(axis=1), 1.0)
+    assert np.mean(fitted.layout.predict(upright) == 0) >= 0.9
+    assert np.mean(fitted.layout.predict(turned) == transforms.LAYOUTS.index("rotated")) >= 0.9
 
 
 def test_persistence_round_trip(guarded_store, fitted, split_inputs):
     loaded = store.load("tiny", guarded_store)
     section = loaded.card["guard"]
-    assert section["sha256"] == store.file_sha256(guarded_store / "tiny" / guard.GUARD_FILE)
-    restored = guard.load_guard(loaded)
-    for key, value in fitted["arrays"].items():
+    assert section["sha256"] == store.file_sha256(guarded_store / "tiny" / persist.GUARD_FILE)
+    restored = persist.load_guard(loaded)
+    for key, value in fitted.arrays.items():
         np.testing.assert_array_equal(restored.arrays[key], value)
-    with np.load(guarded_store / "tiny" / guard.GUARD_FILE, allow_pickle=False) as stored:
+    with np.load(guarded_store / "tiny" / persist.GUARD_FILE, allow_pickle=False) as stored:
         assert all(stored[key].dtype == np.float64 for key in stored.files)
-    original = guard.Guard(fitted["arrays"], section)
+    original = detector.Guard(fitted.arrays, section)
     x = split_inputs[1][:4]
-    _, pooled = guard.model_outputs(guard.feature_model(loaded.model), x)
-    films = guard.films_of(x)
+    _, pooled = features.model_outputs(features.feature_model(loaded.model), x)
+    films = features.films_of(x)
     assert restored.judge(x, pooled, films) == original.judge(x, pooled, films)
     json.dumps(section)  # the card section is plain JSON
 
 
 def test_an_altered_guard_file_is_refused(guarded_store, tampered_copy):
-    copy = tampered_copy(guarded_store, "tiny", guard.GUARD_FILE)
+    copy = tampered_copy(guarded_store, "tiny", persist.GUARD_FILE)
     with pytest.raises(store.ModelStoreError, match="integrity check"):
         Classifier(store.load("tiny", copy))
 
 
 def test_a_model_without_guard_checks_nothing_and_says_so(tiny_model, normal_film):
-    assert guard.load_guard(tiny_model) is None
+    assert persist.load_guard(tiny_model) is None
     plain = Classifier(tiny_model)
     assert plain.guard is None and plain.check_scope([read_film(normal_film)]) is None
     result = plain.assess(normal_film)
@@ -188,7 +176,7 @@ def test_a_model_without_guard_checks_nothing_and_says_so(tiny_model, normal_fil
 
 def test_fit_refuses_inputs_of_the_wrong_size(tiny_model):
     with pytest.raises(ValueError, match="shape"):
-        guard.fit_guard(tiny_model, np.zeros((20, 32, 32, 1)), np.zeros((20, 32, 32, 1)))
+        fit.fit_guard(tiny_model, np.zeros((20, 32, 32, 1)), np.zeros((20, 32, 32, 1)))
 
 
 def test_cli_predict_rejects_a_colour_photo(guarded_store, normal_film, tmp_path, monkeypatch):
@@ -203,7 +191,7 @@ def test_cli_predict_rejects_a_colour_photo(guarded_store, normal_film, tmp_path
     assert main(["predict", str(folder), "--csv", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
     assert [r["status"] for r in rows] == ["rejected", "ok"]
-    assert rows[0]["message"] == guard.REASONS["colour"]
+    assert rows[0]["message"] == detector.REASONS["colour"]
     assert rows[0]["p_pneumonia"] == "" and rows[0]["label"] == ""
 
 
@@ -223,10 +211,10 @@ def test_cli_fit_guard_writes_guard_and_figures(tiny_store, train_dir, tmp_path,
     monkeypatch.setenv("PNEUMO_MODEL_STORE", str(root))
     assert main(["fit-guard", "--data", str(train_dir), "--limit", "40", "--per-kind", "4"]) == 0
     section = store.read_card("tiny", root)["guard"]
-    assert (root / "tiny" / guard.GUARD_FILE).is_file()
+    assert (root / "tiny" / persist.GUARD_FILE).is_file()
     figures = section["out_of_scope"]
-    assert set(figures["by_kind"]) == set(ood.EXPECTED) and 0.5 <= figures["auroc"] <= 1.0
+    assert set(figures["by_kind"]) == set(evaluation_set.EXPECTED) and 0.5 <= figures["auroc"] <= 1.0
     assert figures["notes"] == [] and figures["by_kind"]["colour photograph"]["detected"] == 1.0
     assert section["validation"]["n"] == 40
     assert "AUROC" in capsys.readouterr().out
-    assert guard.load_guard(store.load("tiny", root)) is not None
+    assert persist.load_guard(store.load("tiny", root)) is not None

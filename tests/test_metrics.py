@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from pneumo import calibration, metrics
+from pneumo.stats import calibration, metrics
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def test_evaluate_agrees_with_scikit_learn(scored):
     assert result["sensitivity"] == pytest.approx(skm.recall_score(labels, predicted))
     assert result["specificity"] == pytest.approx(skm.recall_score(labels, predicted, pos_label=0))
     assert result["roc_auc"] == pytest.approx(skm.roc_auc_score(labels, probs))
-    assert result["pr_auc"] == pytest.approx(skm.average_precision_score(labels, probs))
+    assert result["average_precision"] == pytest.approx(skm.average_precision_score(labels, probs))
     assert result["brier"] == pytest.approx(skm.brier_score_loss(labels, probs))
     f1 = skm.f1_score(labels, predicted, average=None)
     assert result["per_class"]["NORMAL"]["f1-score"] == pytest.approx(f1[0])
@@ -124,3 +124,32 @@ def test_sigmoid_is_stable_at_extremes():
     out = calibration.sigmoid(np.array([-1000.0, 0.0, 1000.0]))
     np.testing.assert_allclose(out, [0.0, 0.5, 1.0])
     assert np.all(np.isfinite(out))
+
+
+def test_sigmoid_is_scipys_expit_in_float64():
+    from scipy.special import expit
+
+    logits = np.random.default_rng(3).normal(0, 8, 1000).astype(np.float32)
+    out = calibration.sigmoid(logits)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, expit(logits.astype(np.float64)))
+
+
+def test_reliability_curve_bins_like_scikit_learn(scored):
+    """Same bins and figures as ``calibration_curve``, plus the counts it does not give.
+
+    Ours keeps NumPy's mean per bin; scikit-learn divides bin sums, which can differ in the
+    last bits, so the figures are compared to 1e-12 and ours stays (the stored numbers do not move).
+    """
+    from sklearn.calibration import calibration_curve
+
+    labels, probs = scored
+    probs = probs.copy()
+    probs[:4] = [0.0, 0.1, 0.5, 1.0]  # on bin edges
+    ours = metrics.reliability_curve(labels, probs, bins=10)
+    observed, predicted = calibration_curve(labels, probs, n_bins=10, strategy="uniform")
+    np.testing.assert_allclose(ours["observed"], observed, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours["predicted"], predicted, rtol=0, atol=1e-12)
+    edges = np.linspace(0, 1, 11)
+    expected = np.bincount(np.searchsorted(edges[1:-1], probs), minlength=10)
+    assert ours["count"] == [int(n) for n in expected if n]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pneumo import models
+from pneumo.modeling import models
 
 
 def test_compact_cnn_takes_films_in_0_255_and_returns_a_probability():
@@ -45,7 +45,7 @@ def test_an_ensemble_is_its_members_mean_logit_through_the_temperature(tmp_path)
     import keras
     import numpy as np
 
-    from pneumo import calibration
+    from pneumo.stats import calibration
 
     members = []
     for seed in (1, 2, 3):

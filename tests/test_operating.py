@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pneumo import calibration, metrics, operating
+from pneumo.stats import calibration, metrics, operating
 
 
 def scores(seed=0, n=(400, 600), shift=3.0):
@@ -104,7 +104,7 @@ def test_the_bootstrap_draws_whole_patients():
 
 
 def test_the_rule_kept_is_the_one_whose_sensitivity_holds_on_every_new_block():
-    from pneumo.crossval import choose_rule
+    from pneumo.training.crossval import choose_rule
 
     def rows(sensitivities, specificities):
         return [{"sensitivity": se, "specificity": sp, "accuracy": 0.9, "roc_auc": 0.99, "ece": 0.02}

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pneumo.predict import STATUS_ERROR, STATUS_OK, Classifier
-from pneumo.preprocess import to_model_input
+from pneumo.inference.predict import STATUS_ERROR, STATUS_OK, Classifier
 from pneumo.io import read_film
+from pneumo.preprocess import to_model_input
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +65,49 @@ def test_a_large_grayscale_original_is_read_and_resized(classifier):
     result = classifier.assess(buffer.getvalue(), name="big.png")
     assert result.status == STATUS_OK and result.film.size == (1100, 1400)
     assert to_model_input(result.film, classifier.size).shape == (64, 64, 1)
+
+
+@pytest.mark.parametrize(("p", "threshold", "label", "review"), [
+    (0.2111, 0.2112, "NORMAL", False), (0.2112, 0.2112, "PNEUMONIA", True), (0.4999, 0.2112, "PNEUMONIA", True),
+    (0.5, 0.2112, "PNEUMONIA", False), (0.49, 0.74, "NORMAL", False), (0.5, 0.74, "NORMAL", True),
+    (0.74, 0.74, "PNEUMONIA", False), (0.4999, 0.5, "NORMAL", False), (0.5, 0.5, "PNEUMONIA", False),
+])
+def test_the_verdict_rule_at_the_threshold_and_the_review_band(p, threshold, label, review):
+    from pneumo.inference.predict import in_review_band, label_at
+
+    assert label_at(p, threshold) == label
+    assert in_review_band(p, threshold) is review
+
+
+def test_write_csv_writes_the_header_then_flushes_each_row():
+    from pneumo.inference.predict import (
+        CSV_FIELDS,
+        STATUS_REJECTED,
+        Assessment,
+        write_csv,
+    )
+
+    flushed = []
+
+    class Recorder(io.StringIO):
+        def flush(self):
+            flushed.append(self.getvalue())
+
+    handle = Recorder()
+    write_csv(handle, [Assessment("a.png", STATUS_OK, 0.91236, "PNEUMONIA", site="north"),
+                       Assessment("cat.jpg", STATUS_REJECTED, 0.3, message="Not a chest film.")])
+    lines = handle.getvalue().splitlines()
+    assert lines == [",".join(CSV_FIELDS), "a.png,ok,0.9124,PNEUMONIA,,north", "cat.jpg,rejected,,,Not a chest film.,"]
+    assert [len(text.splitlines()) for text in flushed] == [2, 3]
+
+
+def test_the_classifier_is_complete_when_built_and_never_changes(tiny_model, pneumonia_film):
+    """One Classifier is shared by every session: using it must not change it."""
+    shared = Classifier(tiny_model)
+    before = dict(vars(shared))
+    film = read_film(pneumonia_film)
+    shared.uncertainty(film)
+    list(shared.assess_many([("p", pneumonia_film)]))
+    shared.predict_film(film)
+    after = vars(shared)
+    assert after.keys() == before.keys() and all(after[key] is before[key] for key in before)

@@ -42,11 +42,11 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from pneumo import store
-from dicom_films import IDENTIFIERS, SAFE_FIELDS, make_dicom
+from tests.support.data import real_films
+from tests.support.dicom_films import IDENTIFIERS, SAFE_FIELDS, make_dicom
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
-DATA = ROOT.parent / "shared" / "data" / "chest_xray" / "train"
 DIAGNOSE = "app_pages/diagnose.py"
 TIMEOUT_S = 90
 
@@ -85,18 +85,10 @@ class Upload:
         return self.name, self.data, self.mime
 
 
-def real_film() -> Path:
-    """The first NORMAL film of the shared data set (skip when it is not there)."""
-    films = sorted((DATA / "NORMAL").glob("*.jpeg"))
-    if not films:
-        pytest.skip(f"the real films are not at {DATA}")
-    return films[0]
-
-
 @functools.cache
 def make_upload(kind: str) -> Upload:
     """The upload of one kind: a 12-bit DICOM of a real film, the film's JPEG, or a DICOM without pixels."""
-    path = real_film()
+    path = real_films("NORMAL")[0]
     if kind == "jpeg":
         return Upload(f"{UPLOAD_STEM}.jpeg", path.read_bytes(), "image/jpeg")
     pixels = np.asarray(Image.open(path).convert("L"), dtype=np.uint16) * 16  # 12-bit

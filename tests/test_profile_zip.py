@@ -1,11 +1,11 @@
-"""pneumo.profile on a ZIP archive in the Kaggle layout, read in memory."""
+"""pneumo.evaluation.profile on a ZIP archive in the Kaggle layout, read in memory."""
 
 import io
 import zipfile
 
 import pytest
 
-from pneumo import profile
+from pneumo.evaluation import profile
 
 
 def _zip(files: dict[str, bytes]) -> bytes:

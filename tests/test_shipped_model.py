@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from pneumo import calibration, card_figures, data, folds, models, store
-from pneumo.predict import Classifier
+from pneumo import data, folds, store
+from pneumo.inference.predict import Classifier
+from pneumo.modeling import models
+from pneumo.render import model_card
+from pneumo.stats import calibration
 
 MAX_MODEL_MB = 30
 
@@ -52,7 +55,7 @@ def test_out_of_fold_figures_reproduce_from_the_stored_per_film_logits(shipped):
         assert roc_auc_score(labels, probs) == pytest.approx(point["figures"]["roc_auc"]["value"], abs=1e-4)
         caught = (probs[labels == 1] >= card["threshold"]).mean()
         assert caught == pytest.approx(point["figures"]["sensitivity"]["value"], abs=1e-3)
-    headline = card_figures.headline(card)
+    headline = model_card.headline(card)
     assert headline["scheme"] == cv["chosen_on"] == card["validation"]["kind"].split("(")[1].split()[0]
     assert card["validation"]["roc_auc"] == pytest.approx(headline["figures"]["roc_auc"]["value"], abs=1e-4)
 
@@ -91,7 +94,7 @@ def test_a_soft_normal_film_is_not_read_as_pneumonia(shipped, validation_normal_
     (1% is 2 px at 192 px, 20 px on a 2,000-px film); the share read as pneumonia may
     rise by 3 points at most.
     """
-    from pneumo.faithfulness import blur_canvas
+    from pneumo.evaluation.faithfulness import blur_canvas
 
     inputs = validation_normal_inputs
     classifier = Classifier(shipped, guard=None)
@@ -105,9 +108,9 @@ def test_a_soft_normal_film_is_not_read_as_pneumonia(shipped, validation_normal_
 @pytest.fixture(scope="module")
 def stored_explanations(shipped) -> dict:
     """explain-eval's stored figures, or a failure when they are missing or for another model file."""
-    from pneumo import faithfulness
+    from pneumo.evaluation import faithfulness_results
 
-    result = faithfulness.read_explanations(shipped.path, shipped.card["sha256"])
+    result = faithfulness_results.read_explanations(shipped.path, shipped.card["sha256"])
     assert result is not None, "explanations.json is missing or was measured on another model file"
     return result
 
@@ -118,9 +121,9 @@ def test_stored_explanation_figures_are_for_the_shipped_model_file(stored_explan
 
 def test_stored_explanation_figures_meet_every_target(stored_explanations):
     """explain-eval's figures for this model file, saved beside it, meet every product target."""
-    from pneumo import faithfulness
+    from pneumo.evaluation import faithfulness_results
 
-    checks = faithfulness.check_targets(stored_explanations)
+    checks = faithfulness_results.check_targets(stored_explanations)
     assert len(checks) == 5
     assert all(check["met"] for check in checks.values()), checks
 
@@ -130,9 +133,11 @@ def test_gradcam_keeps_its_weight_off_the_border_of_validation_films(shipped, va
     """Other films than explain-eval's: the median Grad-CAM border share stays under the target."""
     import numpy as np
 
-    from pneumo import explain, faithfulness
+    from pneumo import folds
+    from pneumo.evaluation.faithfulness_results import TARGETS
+    from pneumo.inference import explain
 
-    sample = faithfulness.stratified_sample(validation, 80, seed=1)
+    sample = folds.stratified_sample(validation, 80, seed=1)
     maps = explain.Explainer(shipped).heatmaps(data.load_inputs(sample, shipped.input_size).astype("float32"))
     shares = [explain.border_share(heatmap) for heatmap in maps]
-    assert np.median(shares) < faithfulness.TARGETS["gradcam"]["border_share_median_max"]
+    assert np.median(shares) < TARGETS["gradcam"]["border_share_median_max"]

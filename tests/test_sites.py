@@ -1,4 +1,4 @@
-"""pneumo.sites: a site's own temperature and threshold, stored beside the model, never changing it."""
+"""pneumo.inference.sites: a site's own temperature and threshold, stored beside the model, never changing it."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pneumo.guard.detector import ScopeVerdict
 
-from pneumo import calibration, data, metrics, sites, store
+from pneumo import data, store
 from pneumo.cli import main
-from pneumo.guard import ScopeVerdict
-from pneumo.predict import Classifier
-from pneumo.sites import SiteError
+from pneumo.inference import sites
+from pneumo.inference.predict import Classifier
+from pneumo.inference.sites import SiteError
+from pneumo.stats import calibration, metrics
 
 PER_CLASS = sites.MIN_FILMS_PER_CLASS
 
@@ -139,9 +141,9 @@ def test_films_the_guard_refuses_are_counted_and_never_used(use_site_store, labe
                                 if self.judged <= 3 else ScopeVerdict(True, "", "", -1.0, ()))
             return verdicts
 
-    import pneumo.predict
+    import pneumo.inference.predict
 
-    monkeypatch.setattr(pneumo.predict, "load_guard", lambda loaded: RefusesTheFirstThreeFilms())
+    monkeypatch.setattr(pneumo.inference.predict, "load_guard", lambda loaded: RefusesTheFirstThreeFilms())
     assert main(["calibrate-site", "--data", str(labelled), "--name", "guarded"]) == 2
     err = capsys.readouterr().err
     assert f"holds {PER_CLASS - 3} NORMAL and {PER_CLASS} PNEUMONIA films after leaving out 3 films the " \

@@ -4,7 +4,8 @@ import shutil
 import numpy as np
 import pytest
 
-from pneumo import models, store
+from pneumo import store
+from pneumo.modeling import models
 
 
 def test_round_trip_keeps_weights_and_records_the_checksum(tiny_store, tiny_model):

@@ -1,9 +1,9 @@
-"""pneumo.metrics' threshold explorer: exact from per-film predictions, derived from a stored ROC curve."""
+"""pneumo.stats.metrics' threshold explorer: exact from per-film predictions, derived from a stored ROC curve."""
 
 import numpy as np
 import pytest
 
-from pneumo import metrics
+from pneumo.stats import metrics
 
 
 @pytest.fixture

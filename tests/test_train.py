@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from pneumo import data, store
-from pneumo.predict import Classifier
-from pneumo.train import TrainConfig, train
+from pneumo.inference.predict import Classifier
+from pneumo.training.train import TrainConfig, train
 
 
 @pytest.mark.slow
@@ -76,8 +76,8 @@ def _films_with_evidence_in_centre_and_border(n: int, size: int, rng):
 def test_border_penalty_adds_its_loss_only_when_weighted(weight):
     import keras
 
-    from pneumo import models
-    from pneumo.train import BorderPenalized
+    from pneumo.modeling import models
+    from pneumo.training.train import BorderPenalized
 
     keras.utils.set_random_seed(0)
     model = models.build("cnn", 64, width=8)
@@ -92,8 +92,8 @@ def test_border_penalty_adds_its_loss_only_when_weighted(weight):
 
 
 def test_border_share_is_each_films_gradcam_border_share(tiny_model):
-    from pneumo import explain
-    from pneumo.train import BorderPenalized
+    from pneumo.inference import explain
+    from pneumo.training.train import BorderPenalized
 
     x, _ = _films_with_evidence_in_centre_and_border(6, 64, np.random.default_rng(3))
     maps = explain.Explainer(tiny_model).heatmaps(x, "gradcam")
@@ -120,8 +120,8 @@ def test_border_share_is_each_films_gradcam_border_share(tiny_model):
 def test_border_penalty_moves_the_evidence_off_the_border():
     import keras
 
-    from pneumo import models
-    from pneumo.train import BorderPenalized
+    from pneumo.modeling import models
+    from pneumo.training.train import BorderPenalized
 
     x, y = _films_with_evidence_in_centre_and_border(256, 64, np.random.default_rng(0))
     shares, aucs = {}, {}

@@ -1,0 +1,275 @@
+"""Caches and session memory of the app.
+
+Process-wide (shared by every session, so never mutated): the loaded model, its
+:class:`~pneumo.inference.predict.Classifier` (one per model and site calibration) and
+:class:`~pneumo.inference.explain.Explainer` (``st.cache_resource``), and data derived from
+cards, profiles and data folders (``st.cache_data``).
+
+The active site calibration is chosen per session in the sidebar and kept by name in
+``st.session_state``; without one, the model's own operating point applies.
+
+Per session: what was computed for each uploaded film (assessment, interval, maps)
+lives in ``st.session_state`` only, keyed by the upload's id, so an uploaded film
+never enters a cache another session could reach and is dropped with the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import streamlit as st
+
+from app_pages import widgets
+from pneumo import data, store
+from pneumo.evaluation import profile
+from pneumo.inference import sites
+from pneumo.inference.explain import Explainer
+from pneumo.inference.predict import Assessment, Classifier
+from pneumo.inference.sites import Site, SiteError
+from pneumo.io import Film
+from pneumo.preprocess import to_model_input
+from pneumo.stats import metrics
+from pneumo.store import LoadedModel, ModelStoreError
+
+MODEL_KEY = "model_name"
+"""Session state: the model chosen on the model page, used by every page."""
+
+SITE_KEY = "site_name"
+"""Session state: the site calibration chosen in the sidebar ("" for none), used by every page."""
+
+MEMO_KEY = "_film_memo"
+PROGRESS_STEPS = 50
+
+
+class ModelRef(NamedTuple):
+    """Which model: its name, its store folder and its card's sha256 (a new file is a new key)."""
+
+    name: str
+    store: str
+    sha256: str
+
+
+def model_names() -> list[str]:
+    """Names of the models in the store in effect."""
+    return store.list_models()
+
+
+def current_ref() -> ModelRef:
+    """The model this session uses: the one chosen on the model page, else the store's default.
+
+    Raises:
+        ModelStoreError: no usable model in the store.
+    """
+    chosen = st.session_state.get(MODEL_KEY)
+    name = chosen if chosen in store.list_models() else store.default_model_name()
+    card = store.read_card(name)
+    return ModelRef(name, str(store.store_dir()), str(card.get("sha256", "")))
+
+
+def choose_model(name: str) -> None:
+    """Make ``name`` the model of every page for this session."""
+    st.session_state[MODEL_KEY] = name
+
+
+class SiteRef(NamedTuple):
+    """Which site calibration: its name and its file's sha256 (both "" for none; a new file is a new key)."""
+
+    name: str
+    digest: str
+
+
+NO_SITE = SiteRef("", "")
+
+
+def site_names(loaded: LoadedModel) -> list[str]:
+    """The sites calibrated for this model file."""
+    return sites.list_sites(loaded)
+
+
+def chosen_site_name() -> str:
+    """The site this session picked in the sidebar ("" for none), whether or not the model has it."""
+    return st.session_state.get(SITE_KEY) or ""
+
+
+def choose_site(name: str) -> None:
+    """Make ``name`` ("" for none) the site calibration of every page for this session."""
+    st.session_state[SITE_KEY] = name or ""
+
+
+def active_site(loaded: LoadedModel) -> Site | None:
+    """The site calibration this session uses with this model, or None.
+
+    A chosen name the model has no usable site file for (another model is in use, the
+    file was removed or made for another model file) means none.
+    """
+    chosen = chosen_site_name()
+    if not chosen:
+        return None
+    try:
+        return sites.load_site(loaded, chosen)
+    except SiteError:
+        return None
+
+
+def site_ref(site: Site | None) -> SiteRef:
+    """The cache key of a site calibration (:data:`NO_SITE` for none)."""
+    return NO_SITE if site is None else SiteRef(site.name, site.digest)
+
+
+@st.cache_resource(show_spinner="Loading the model...", max_entries=4)
+def load_model(name: str, store_path: str, sha256: str) -> LoadedModel:
+    """The verified model (once per process and model file); ``sha256`` keys the cache only."""
+    return store.load(name, store_path)
+
+
+@st.cache_resource(show_spinner="Warming up the model...", max_entries=8)
+def load_classifier(name: str, store_path: str, sha256: str, site: str = "",
+                    site_digest: str = "") -> Classifier:
+    """The model's Classifier with a site calibration ("" for none), warmed up for the first upload.
+
+    ``site_digest`` (the site file's sha256) keys the cache only, so a recalibrated site is loaded anew.
+    """
+    loaded = load_model(name, store_path, sha256)
+    classifier = Classifier(loaded, site=sites.load_site(loaded, site) if site else None)
+    warm_film = data.synthetic_film(classifier.size)
+    classifier.predict_film(warm_film)
+    classifier.uncertainty(warm_film)
+    return classifier
+
+
+@st.cache_resource(show_spinner="Preparing the explanations...", max_entries=4)
+def load_explainer(name: str, store_path: str, sha256: str) -> Explainer:
+    """The model's Explainer (it clones the model, so it is built once per model), warmed up."""
+    loaded = load_model(name, store_path, sha256)
+    explainer = Explainer(loaded)
+    warm_input = to_model_input(data.synthetic_film(loaded.input_size), loaded.input_size)
+    explainer.heatmap(warm_input, "gradcam")
+    return explainer
+
+
+def require_model() -> LoadedModel:
+    """The session's loaded model; stops the page when there is none.
+
+    The frame (app.py) has already said what is wrong and what to do, so the page
+    simply ends.
+    """
+    try:
+        return load_model(*current_ref())
+    except ModelStoreError:
+        st.stop()
+        raise  # unreachable: st.stop() ends the run
+
+
+def optional_model() -> LoadedModel | None:
+    """The session's loaded model, or None when the store has none usable."""
+    try:
+        return load_model(*current_ref())
+    except ModelStoreError:
+        return None
+
+
+# -- model card data ----------------------------------------------------------------------------
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def stored_profile(name: str, store_path: str, sha256: str) -> dict | None:
+    """The training-data profile kept beside the model, or None."""
+    return store.read_profile(name, store_path)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def threshold_sweep(name: str, store_path: str, sha256: str) -> dict:
+    """Validation figures at thresholds 0, 0.01, ... 1 for the model's card."""
+    return metrics.threshold_sweep(store.read_card(name, store_path)["validation"])
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def validation_at(name: str, store_path: str, sha256: str, threshold: float) -> dict:
+    """Validation figures of the model's card at one threshold."""
+    return metrics.validation_at_threshold(store.read_card(name, store_path)["validation"], threshold)
+
+
+# -- data profiles ------------------------------------------------------------------------------
+
+def _progress_reporter() -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    """A progress bar drawn inside the cached function (so a cache hit can replay it) and its remover."""
+    return widgets.progress_ui("Reading films...", "Read {done:,} of {total:,} films", PROGRESS_STEPS)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def profile_folder(root: str, signature: str) -> dict:
+    """The profile of a data folder; ``signature`` (pneumo.evaluation.profile.folder_signature) keys the cache."""
+    report, done = _progress_reporter()
+    try:
+        return profile.profile_folder(root, progress=report)
+    finally:
+        done()
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def profile_zip(archive: bytes) -> dict:
+    """The profile of a Kaggle-layout ZIP archive, read in memory."""
+    report, done = _progress_reporter()
+    try:
+        return profile.profile_zip(archive, progress=report)
+    finally:
+        done()
+
+
+@st.cache_data(show_spinner="Reading sample films...", max_entries=8)
+def gallery(root: str, signature: str, per_class: int = 6) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """A few films per class of a data folder, as the model would see them."""
+    records = data.find_films(root)
+    sample = profile.sample_records(records, per_class)
+    return {name: profile.thumbnails(picked) for name, picked in sample.items()}
+
+
+# -- per-session memory of uploaded films -------------------------------------------------------
+
+def _memo() -> dict:
+    return st.session_state.setdefault(MEMO_KEY, {})
+
+
+def forget_other_films(ref: ModelRef, file_ids: Sequence[str]) -> None:
+    """Drop what was computed for films no longer uploaded (or for another model)."""
+    keep = set(file_ids)
+    memo = _memo()
+    for key in [k for k in memo if k[1] != ref or k[2] not in keep]:
+        del memo[key]
+
+
+def assess_uploads(classifier: Classifier, ref: ModelRef, files: Sequence,
+                   on_progress: Callable[[int, int], None] | None = None) -> list[Assessment]:
+    """Assess uploaded files (Streamlit UploadedFile objects), in order, once per session and site calibration.
+
+    The files' bytes go to :meth:`Classifier.assess_many` as (name, bytes) pairs: nothing is
+    written to disk.
+    """
+    memo, site = _memo(), site_ref(classifier.site)
+    new = [f for f in files if ("assessment", ref, f.file_id, site) not in memo]
+    if new:
+        pairs = ((f.name, f.getvalue()) for f in new)
+        for index, (upload, assessment) in enumerate(zip(new, classifier.assess_many(pairs))):
+            memo[("assessment", ref, upload.file_id, site)] = assessment
+            if on_progress is not None:
+                on_progress(index + 1, len(new))
+    return [memo[("assessment", ref, f.file_id, site)] for f in files]
+
+
+def interval_for(classifier: Classifier, ref: ModelRef, file_id: str, film: Film) -> tuple[float, float]:
+    """The TTA 10-90% interval of a film's P(pneumonia), computed once per session."""
+    memo = _memo()
+    key = ("interval", ref, file_id, site_ref(classifier.site))
+    if key not in memo:
+        memo[key] = classifier.uncertainty(film)
+    return memo[key]
+
+
+def heatmap_for(explainer: Explainer, ref: ModelRef, file_id: str, film: Film, method: str) -> np.ndarray:
+    """A film's map towards pneumonia with one method, computed once per session."""
+    memo = _memo()
+    key = ("heatmap", ref, file_id, method)
+    if key not in memo:
+        memo[key] = explainer.heatmap(to_model_input(film, explainer.size), method)
+    return memo[key]

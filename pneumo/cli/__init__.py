@@ -1,0 +1,36 @@
+"""The command line: ``python -m pneumo train|train-cv|evaluate|predict|calibrate-site|profile|bench|explain-eval|fit-guard``.
+
+A user's mistake (a missing path, an unknown model, an empty folder) is one
+sentence on stderr and exit code 2; a completed run exits 0.
+
+``parser`` names every command and option; the handlers live by what they do:
+``scoring`` (predict, evaluate), ``models`` (train, train-cv, operating-point,
+fit-guard, calibrate-site) and ``measuring`` (profile, bench, explain-eval).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pneumo.cli.common import EXIT_USAGE, UserError
+from pneumo.cli.parser import build_parser
+from pneumo.environment import quiet_tensorflow
+from pneumo.io import FilmReadError
+from pneumo.store import ModelStoreError
+
+__all__ = ["EXIT_USAGE", "UserError", "build_parser", "main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    quiet_tensorflow()
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (UserError, ModelStoreError, FileNotFoundError, FilmReadError, ValueError) as err:
+        message = str(err).strip() or type(err).__name__
+        print(f"pneumo {args.command}: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"pneumo {args.command}: interrupted.", file=sys.stderr)
+        return 130

@@ -1,0 +1,200 @@
+"""What the commands share: the user's-mistake error, the up-front checks, progress lines, defaults.
+
+Every command checks what it can before the long work starts (and, where it can, before
+TensorFlow is loaded): a mistake is one sentence and exit code 2, never minutes of work
+followed by a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+OWNER_DEFAULT = argparse.SUPPRESS
+"""The default of an option that feeds a configuration or a function: left out, the option is
+absent from ``args`` and the owner's own default applies, so each default is written once."""
+
+PROGRESS_SECONDS = 5.0
+"""A count of films done is printed at most this often (and always when the last is done)."""
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one sentence, no traceback."""
+
+
+# -- defaults -----------------------------------------------------------------------------------
+
+def given(args: argparse.Namespace, names: Iterable[str]) -> dict:
+    """The options among ``names`` that the user gave (see :data:`OWNER_DEFAULT`)."""
+    return {name: getattr(args, name) for name in names if hasattr(args, name)}
+
+
+def field_names(config_class) -> list[str]:
+    """The field names of a dataclass."""
+    return [field.name for field in dataclasses.fields(config_class)]
+
+
+def declared_defaults(owner: Callable) -> dict:
+    """The defaults a dataclass or a function declares, by field or parameter name."""
+    if dataclasses.is_dataclass(owner):
+        return {f.name: f.default for f in dataclasses.fields(owner) if f.default is not dataclasses.MISSING}
+    return {name: p.default for name, p in inspect.signature(owner).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+# -- checks before the work ---------------------------------------------------------------------
+
+def require_data_folder(path) -> Path:
+    """``path`` as a folder, or the user's mistake."""
+    if not Path(path).is_dir():
+        raise UserError(f"No such data folder: {path}")
+    return Path(path)
+
+
+def require_fraction(option: str, value: float) -> None:
+    """Reject a value of ``option`` outside (0, 1)."""
+    if not 0 < value < 1:
+        raise UserError(f"{option} must be between 0 and 1, got {value}.")
+
+
+def require_at_least(option: str, value: int | None, least: int) -> None:
+    """Reject a given value of ``option`` below ``least`` (None: not given)."""
+    if value is not None and value < least:
+        raise UserError(f"{option} must be at least {least}, got {value}.")
+
+
+def require_classes(records: Sequence, where, classes: Sequence[str] | None = None, why: str = "") -> None:
+    """Reject a set of films that lacks one of ``classes`` (default: both) before any is decoded."""
+    from pneumo.data import CLASSES
+
+    classes = tuple(classes or CLASSES)
+    held = {record.class_name for record in records}
+    missing = [name for name in classes if name not in held]
+    if missing:
+        needs = why or f"this command needs {' and '.join(classes)} films"
+        raise UserError(f"{where} holds no {' or '.join(missing)} films; {needs}.")
+
+
+def require_writable_file(path: str | None, option: str) -> None:
+    """Reject an output file that could not be written at the end (``None``: not asked for)."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise UserError(f"{option} {path} is a folder; name a file.")
+    folder = target.parent
+    if not folder.is_dir():
+        raise UserError(f"{option} {path}: no such folder {folder}.")
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"{option} {path}: the folder {folder} is not writable.")
+
+
+def require_writable_folder(path: str | Path, option: str) -> None:
+    """Reject an output folder that could not be created or written."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise UserError(f"{option} {path} is a file; name a folder.")
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise UserError(f"{option} {path}: {existing} is not a writable folder.")
+
+
+def stored_model(name: str | None):
+    """The stored model's folder and card, checked without loading Keras (``model`` is None).
+
+    Enough to check what needs only the card and the folder (the model's own films, its
+    sites) before the model itself is loaded.
+
+    Raises:
+        ModelStoreError: an unknown model or an unreadable card.
+    """
+    from pneumo import store
+
+    card = store.read_card(name)
+    folder = store.store_dir() / (name or store.default_model_name())
+    return store.LoadedModel(name=folder.name, path=folder, model=None, card=card)
+
+
+def require_model(name: str | None, site: str | None = None):
+    """Check that the model, and the site when named, exist; returns :func:`stored_model`."""
+    on_file = stored_model(name)
+    if site:
+        from pneumo.inference import sites
+
+        sites.load_site(on_file, site)
+    return on_file
+
+
+def model_split(card: dict, root) -> tuple[list, list]:
+    """The model's own (training, held-out) records, checked against its card."""
+    from pneumo import folds
+
+    try:
+        return folds.training_records(card, root)
+    except ValueError as err:
+        raise UserError(str(err)) from err
+
+
+# -- the work -----------------------------------------------------------------------------------
+
+def classifier_for(name: str | None, site: str | None = None):
+    """The stored model ``name`` (default: DEFAULT) ready to score, with ``site``'s calibration."""
+    from pneumo import store
+    from pneumo.inference.predict import Classifier
+
+    return Classifier(store.load(name), site=site)
+
+
+def thin(records, count: int):
+    """Every n-th record, ``count`` at most: a spread-out subset for smoke runs."""
+    step = max(1, len(records) // count)
+    return list(records[::step][:count])
+
+
+class ProgressReporter:
+    """How a long command says where it is: one line at a time, a count at most every few seconds.
+
+    Used as a ``log``/``progress`` callback by every command that reports progress.
+
+    Args:
+        command: starts each line (``"calibrate-site: ..."``); "" prints the bare message.
+        stream: ``"stderr"`` (progress, so stdout keeps only the results) or ``"stdout"``
+            (a training log, which is the command's output); looked up at each line, so a
+            redirection made later still applies.
+        every: the least seconds between two counts.
+    """
+
+    def __init__(self, command: str = "", stream: str = "stderr", every: float = PROGRESS_SECONDS,
+                 clock: Callable[[], float] = time.monotonic):
+        self.prefix = f"{command}: " if command else ""
+        self.stream = stream
+        self.every = every
+        self.clock = clock
+        self.started = clock()
+        self._counted = self.started
+
+    def elapsed(self) -> float:
+        """Seconds since the reporter was made."""
+        return self.clock() - self.started
+
+    def __call__(self, message: str) -> None:
+        print(f"{self.prefix}{message}", file=getattr(sys, self.stream), flush=True)
+
+    def timed(self, message: str) -> None:
+        """The message with the seconds so far."""
+        self(f"{message} ({self.elapsed():.0f} s)")
+
+    def count(self, done: int, total: int, doing: str = "scored", things: str = "films") -> None:
+        """``scored 40 of 500 films (12 s)``: at most every ``every`` seconds, and always the last."""
+        now = self.clock()
+        if done == total or now - self._counted >= self.every:
+            self._counted = now
+            self(f"{doing} {done} of {total} {things} ({now - self.started:.0f} s)")

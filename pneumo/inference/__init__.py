@@ -1,0 +1,1 @@
+"""Applying a model: scoring films (guard, calibration, verdict), explaining them, site profiles."""

@@ -1,0 +1,251 @@
+"""Applying a model: from a file (path or bytes) to a calibrated probability and a verdict.
+
+The CLI and the app both go through :class:`Classifier`, so a film gets the same
+number wherever it is shown. With a site calibration (:mod:`pneumo.inference.sites`) the
+probabilities, labels and intervals follow the site's temperature and threshold.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from pneumo.guard.detector import Guard, ScopeVerdict
+from pneumo.guard.features import feature_model, model_outputs
+from pneumo.guard.persist import load_guard
+from pneumo.inference.sites import Site, SiteError, load_site
+from pneumo.io import Film, FilmReadError, read_film
+from pneumo.modeling.augment import AugmentConfig, make_augment
+from pneumo.preprocess import to_model_input
+from pneumo.store import LoadedModel
+
+STATUS_OK, STATUS_REJECTED, STATUS_ERROR = "ok", "rejected", "error"
+
+CSV_FIELDS = ("path", "status", "p_pneumonia", "label", "message", "site")
+"""The columns of ``python -m pneumo predict`` and of the app's CSV download, in order."""
+
+REVIEW_EDGE = 0.5
+"""The review band's other edge: where pneumonia becomes more likely than not."""
+
+
+def label_at(p_pneumonia: float, threshold: float, classes: Sequence[str] = ("NORMAL", "PNEUMONIA")) -> str:
+    """The class at the operating threshold: ``classes[1]`` (pneumonia) when ``p_pneumonia >= threshold``."""
+    return classes[1] if p_pneumonia >= threshold else classes[0]
+
+
+def review_band(threshold: float) -> tuple[float, float] | None:
+    """The review band: P(pneumonia) between the operating threshold and 50%, as [low, high).
+
+    Below both, a film reads "No pneumonia detected"; at or above both, "Pneumonia likely";
+    in between, the label at the threshold and the odds disagree, so the film is to be
+    reviewed. None when the threshold is exactly 50% (no band).
+    """
+    low, high = sorted((float(threshold), REVIEW_EDGE))
+    return (low, high) if low < high else None
+
+
+def in_review_band(p_pneumonia: float, threshold: float) -> bool:
+    """Whether P(pneumonia) lies in the :func:`review_band` of this threshold."""
+    band = review_band(threshold)
+    return band is not None and band[0] <= p_pneumonia < band[1]
+
+
+# Mild changes a film could plausibly show from one exposure to the next; the spread
+# of the model's answer over them is the uncertainty interval shown beside it.
+TTA_CONFIG = AugmentConfig(rotation_deg=5.0, shear=0.04, zoom=0.06, shift=0.04, brightness=0.05,
+                           contrast=0.12, gamma=0.12, noise=0.0, border_erase=0.0)
+TTA_SAMPLES = 16
+TTA_SEED = (20181122, 7)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the product says about one file.
+
+    ``film`` is kept in memory for display and explanation; it is never written anywhere.
+    A ``rejected`` film (out of scope) has no label, its reason in ``message`` and in
+    ``out_of_scope_reason``; its ``p_pneumonia`` is still computed, for an expert's
+    "show anyway", but never written to the CSV row.
+    """
+
+    source: str
+    status: str
+    p_pneumonia: float | None = None
+    label: str | None = None
+    message: str = ""
+    film: Film | None = None
+    out_of_scope_reason: str = ""
+    scope_checked: bool = False  # False when the model has no guard (nothing was checked)
+    site: str = ""  # the site calibration in effect, "" for the model's own operating point
+
+    def row(self) -> dict:
+        """The CSV row (:data:`CSV_FIELDS`): p_pneumonia for ``ok`` rows only, site "" without one."""
+        shown = self.status == STATUS_OK and self.p_pneumonia is not None
+        return {"path": self.source, "status": self.status,
+                "p_pneumonia": f"{self.p_pneumonia:.4f}" if shown else "",
+                "label": self.label or "", "message": self.message, "site": self.site}
+
+
+def write_csv(handle: TextIO, assessments: Iterable[Assessment]) -> None:
+    """Write assessments to an open text file as CSV (:data:`CSV_FIELDS`), flushing after each row.
+
+    The header comes first; each row is :meth:`Assessment.row`, written as soon as its
+    assessment arrives, so a long batch can be followed as it goes.
+    """
+    writer = csv.DictWriter(handle, fieldnames=list(CSV_FIELDS))
+    writer.writeheader()
+    for assessment in assessments:
+        writer.writerow(assessment.row())
+        handle.flush()
+
+
+USE_STORED_GUARD = "stored"
+
+
+def compiled(model, size: int):
+    """``model`` as one traced TensorFlow graph for inputs (n, size, size, 1), inference mode.
+
+    Called eagerly, Keras runs a model layer by layer from Python; an ensemble has five
+    times the layers, and for a single film that dispatch, not the arithmetic, is most
+    of the time. One trace serves every batch size.
+    """
+    import tensorflow as tf
+
+    # autograph=False: nothing to convert, and autograph would write its converted source to a temp file.
+    @tf.function(input_signature=[tf.TensorSpec((None, size, size, 1), tf.float32)], autograph=False)
+    def call(inputs):
+        return model(inputs, training=False)
+
+    return lambda inputs, training=False: call(tf.convert_to_tensor(np.asarray(inputs, dtype=np.float32)))
+
+
+class Classifier:
+    """A loaded model with its card: films in, calibrated probabilities out.
+
+    With a guard (by default the one stored beside the model, see
+    :func:`pneumo.guard.persist.load_guard`), films out of scope come back ``rejected`` with
+    the reason; ``guard`` is None when the model has none or ``guard=None`` is given.
+
+    With a ``site`` (a :class:`pneumo.inference.sites.Site` or a site's name), every probability is
+    the site's, ``sigmoid(T_model * logit(p) / T_site)``, and labels use the site's
+    threshold; without one the model's own operating point applies.
+
+    Raises:
+        SiteError: an unknown site, or a site calibrated for another model file.
+    """
+
+    def __init__(self, loaded: LoadedModel, guard: Guard | None | str = USE_STORED_GUARD,
+                 site: Site | str | None = None):
+        self.loaded = loaded
+        self.model = loaded.model
+        self.size = loaded.input_size
+        self.site = load_site(loaded, site) if isinstance(site, str) and site else (site or None)
+        if self.site is not None and self.site.model_sha256 != loaded.card.get("sha256"):
+            raise SiteError(f"Site {self.site.name!r} was calibrated for another model file than "
+                            f"model {loaded.name!r}'s.")
+        self.threshold = self.site.threshold if self.site is not None else loaded.threshold
+        self.classes = loaded.classes
+        # Everything is built here: one Classifier is shared by every session and never changes.
+        self._tta = make_augment(TTA_CONFIG)
+        self.guard = load_guard(loaded) if guard == USE_STORED_GUARD else guard
+        self._call = compiled(self.model, self.size)
+        self._two_headed = compiled(feature_model(self.model), self.size) if self.guard is not None else None
+
+    def predict_inputs(self, inputs: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """P(pneumonia) for model inputs (n, size, size, 1) in 0-255; returns (n,) float."""
+        inputs = np.asarray(inputs, dtype=np.float32)
+        if inputs.ndim != 4 or inputs.shape[1:] != (self.size, self.size, 1):
+            raise ValueError(f"inputs must have shape (n, {self.size}, {self.size}, 1), "
+                             f"got {inputs.shape}")
+        out = [np.asarray(self._call(inputs[i:i + batch_size]))[:, 0]
+               for i in range(0, len(inputs), batch_size)]
+        return self._at_site(np.concatenate(out).astype(np.float64)) if out else np.zeros(0)
+
+    @property
+    def site_name(self) -> str:
+        """The active site's name, "" for the model's own operating point."""
+        return self.site.name if self.site is not None else ""
+
+    def _at_site(self, probs: np.ndarray) -> np.ndarray:
+        """The model's probabilities, or the site's when a site is active."""
+        if self.site is None:
+            return probs
+        return self.site.probabilities(probs, float(self.loaded.card["temperature"]))
+
+    def predict_film(self, film: Film) -> float:
+        """Calibrated P(pneumonia) for one decoded film."""
+        return float(self.predict_inputs(to_model_input(film, self.size)[np.newaxis])[0])
+
+    def label_for(self, p_pneumonia: float) -> str:
+        """The class at the operating threshold (the site's when one is active)."""
+        return label_at(p_pneumonia, self.threshold, self.classes)
+
+    def uncertainty(self, film: Film, samples: int = TTA_SAMPLES) -> tuple[float, float]:
+        """The 10th to 90th percentile of P(pneumonia) under mild test-time changes."""
+        import tensorflow as tf
+
+        base = to_model_input(film, self.size)
+        batch = np.repeat(base[np.newaxis], samples, axis=0)
+        varied = self._tta(tf.constant(batch), tf.constant(TTA_SEED, dtype=tf.int64)).numpy()
+        probs = self.predict_inputs(varied)
+        low, high = np.percentile(probs, [10, 90])
+        return float(low), float(high)
+
+    def assess(self, source: str | Path | bytes, name: str | None = None) -> Assessment:
+        """Read and judge one file; a bad file becomes an ``error`` assessment, never an exception."""
+        return next(iter(self.assess_many([(name or str(source), source)])))
+
+    def assess_many(self, items: Iterable[tuple[str, str | Path | bytes]],
+                    batch_size: int = 32) -> Iterator[Assessment]:
+        """Judge (name, source) pairs in order, predicting in batches; one bad file never stops the rest."""
+        pending: list[tuple[str, Film]] = []
+        for name, source in items:
+            try:
+                film = read_film(source)
+            except FilmReadError as err:
+                yield from self._flush(pending)
+                pending = []
+                yield Assessment(source=name, status=STATUS_ERROR, message=str(err), site=self.site_name)
+                continue
+            pending.append((name, film))
+            if len(pending) >= batch_size:
+                yield from self._flush(pending)
+                pending = []
+        yield from self._flush(pending)
+
+    def check_scope(self, films: Sequence[Film]) -> list[ScopeVerdict] | None:
+        """The guard's verdicts for decoded films, or None when there is no guard."""
+        if self.guard is None or not films:
+            return None if self.guard is None else []
+        inputs = np.stack([to_model_input(film, self.size) for film in films])
+        return self._judge(inputs, films)[1]
+
+    def _judge(self, inputs: np.ndarray, films: Sequence[Film]) -> tuple[np.ndarray, list[ScopeVerdict | None]]:
+        """P(pneumonia) and the guard's verdicts for model inputs, in one pass of the model."""
+        if self.guard is None:
+            return self.predict_inputs(inputs), [None] * len(films)
+        probs, pooled = model_outputs(self._two_headed, inputs)
+        return self._at_site(probs), self.guard.judge(inputs, pooled, films)
+
+    def _flush(self, pending: Sequence[tuple[str, Film]]) -> Iterator[Assessment]:
+        if not pending:
+            return
+        inputs = np.stack([to_model_input(film, self.size) for _, film in pending])
+        probs, verdicts = self._judge(inputs, [film for _, film in pending])
+        for (name, film), p, verdict in zip(pending, probs, verdicts):
+            yield self._assessment(name, film, float(p), verdict)
+
+    def _assessment(self, name: str, film: Film, p: float, verdict: ScopeVerdict | None) -> Assessment:
+        notes = " ".join(film.notes)
+        if verdict is not None and not verdict.in_scope:
+            message = f"{verdict.reason} {notes}".strip()
+            return Assessment(source=name, status=STATUS_REJECTED, p_pneumonia=p, message=message,
+                              film=film, out_of_scope_reason=verdict.reason, scope_checked=True,
+                              site=self.site_name)
+        return Assessment(source=name, status=STATUS_OK, p_pneumonia=p, label=self.label_for(p),
+                          message=notes, film=film, scope_checked=verdict is not None, site=self.site_name)

@@ -1,0 +1,1 @@
+"""The networks: the compact CNN, the ensemble that ships, and training-time augmentation."""

@@ -1,0 +1,104 @@
+"""What the diagnose page shows about one film, as plain values: the page draws, this computes.
+
+:func:`film_view` paints the overlay and decides what to say beside it (the border
+warning, the note on what a map of a film read as normal means); :func:`case_report`
+gathers what the PDF prints. Both take the film, its map and the classifier's values,
+so they can be tested without Streamlit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from pneumo.inference import explain
+from pneumo.inference.predict import Assessment, Classifier
+from pneumo.io import Film
+from pneumo.preprocess import to_display
+from pneumo.render.pdf import CaseReport
+from pneumo.render.wording import format_probability, map_note
+
+METADATA_LABELS = {"view": "View", "modality": "Modality", "study_date": "Study date",
+                   "body_part": "Body part", "photometric": "Photometric interpretation"}
+"""DICOM header key (as :mod:`pneumo.io` reads it) -> name shown."""
+
+
+@dataclass(frozen=True)
+class FilmView:
+    """One film beside its overlay, and what to say about the overlay.
+
+    Attributes:
+        film: the film as the model saw it, uint8 (size, size).
+        overlay: the map painted over the film, RGB uint8 (size, size, 3).
+        method: the explanation method's key, e.g. "gradcam".
+        method_name: its name shown, e.g. "Grad-CAM".
+        film_caption: the caption under the film.
+        overlay_caption: the caption under the overlay.
+        warning: :data:`pneumo.inference.explain.ATTENTION_WARNING` when the map's weight lies at
+            the film's border, else None.
+        note: what the map of a film read as normal or in the review band means
+            (:func:`pneumo.render.wording.map_note`), else None.
+    """
+
+    film: np.ndarray
+    overlay: np.ndarray
+    method: str
+    method_name: str
+    film_caption: str
+    overlay_caption: str
+    warning: str | None
+    note: str | None
+
+
+def film_view(film: Film, heatmap: np.ndarray, size: int, method: str, opacity: float,
+              p_pneumonia: float, threshold: float) -> FilmView:
+    """The film as the model saw it, its overlay, and the warning and note that go beside it.
+
+    Args:
+        film: the decoded film.
+        heatmap: its map towards pneumonia, float (size, size) in [0, 1].
+        size: the model's input size.
+        method: the explanation method's key (a key of :data:`pneumo.inference.explain.METHODS`).
+        opacity: the overlay's opacity, 0 to 1.
+        p_pneumonia: the film's calibrated probability.
+        threshold: the operating threshold in effect.
+
+    Returns:
+        The :class:`FilmView`.
+    """
+    shown = to_display(film, size)
+    name = explain.METHODS[method]
+    return FilmView(film=shown, overlay=explain.overlay(shown, heatmap, opacity), method=method,
+                    method_name=name, film_caption=f"The film as the model saw it ({size} x {size})",
+                    overlay_caption=f"{name}: where the model looked for pneumonia",
+                    warning=explain.attention_warning(heatmap), note=map_note(p_pneumonia, threshold))
+
+
+def probability_text(p_pneumonia: float, threshold: float, interval: tuple[float, float],
+                     site_name: str = "") -> str:
+    """The line under the verdict (markdown): the exact probability, the threshold and the interval."""
+    low, high = interval
+    site = f" (site {site_name})" if site_name else ""
+    return (f"P(pneumonia) = **{format_probability(p_pneumonia)}** · operating threshold "
+            f"{format_probability(threshold)}{site} · 10-90% interval under mild test-time changes "
+            f"{format_probability(low)} to {format_probability(high)}")
+
+
+def metadata_text(metadata: Mapping[str, str]) -> str | None:
+    """The safe DICOM header fields on one line (markdown), or None for a film without them."""
+    if not metadata:
+        return None
+    return "DICOM header: " + " · ".join(f"{METADATA_LABELS.get(k, k)}: **{v}**" for k, v in metadata.items())
+
+
+def case_report(view: FilmView, item: Assessment, classifier: Classifier,
+                interval: tuple[float, float]) -> CaseReport:
+    """What the PDF case report of this film prints: the film and overlay shown, the classifier's figures."""
+    return CaseReport(
+        film=view.film, overlay=view.overlay, p_pneumonia=item.p_pneumonia, threshold=classifier.threshold,
+        model_name=classifier.loaded.name, model_version=classifier.loaded.version, method=view.method_name,
+        interval=interval, classes=tuple(classifier.classes), metadata=dict(item.film.metadata),
+        attention_outside=view.warning is not None, site=classifier.site_name,
+    )

@@ -1,0 +1,293 @@
+"""A model card's figures as rows, sentences and chart points, for the model page, the home page and the CLI.
+
+Every figure says where it comes from: out-of-fold probabilities of random folds
+(in-distribution: other patients of the same period) or of leave-block-out folds
+(shift-aware: patients of another period), with its 95% interval. The model page
+draws what the functions here return (its view model); it computes nothing itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pneumo.evaluation.faithfulness_results import check_targets
+from pneumo.render.faithfulness_words import target_rows
+from pneumo.render.wording import format_number, format_probability
+from pneumo.store import LoadedModel
+
+SCHEME_WORDS = {"random": "random patient folds (in-distribution)",
+                "block": "leave-block-out folds (shift-aware)"}
+FIGURE_WORDS = (("accuracy", "Accuracy"), ("sensitivity", "Sensitivity"), ("specificity", "Specificity"),
+                ("roc_auc", "ROC AUC"), ("ece", "ECE"))
+ORIGINAL_STUDY = {"accuracy": 0.928, "sensitivity": 0.932, "specificity": 0.901, "roc_auc": 0.968}
+"""Kermany et al. 2018 on their test split (ImageNet weights, checkpoint chosen on that split)."""
+
+SHIFT_NOTE = ("Films from other hospitals, machines and periods are expected to score lower than these "
+              "figures; `python -m pneumo calibrate-site` is how a site measures the model on its own "
+              "labelled films and adapts its temperature and threshold.")
+
+
+def format_interval(figure: dict | None, digits: int = 3) -> str:
+    """``0.981 (0.975-0.986)`` from ``{"value", "low", "high"}``; ``n/a`` when missing."""
+    if not figure or figure.get("value") is None:
+        return format_number(None)
+    text = format_number(figure["value"], digits)
+    if figure.get("low") is not None and figure.get("high") is not None:
+        text += f" ({format_number(figure['low'], digits)}-{format_number(figure['high'], digits)})"
+    return text
+
+
+def is_cross_validated(card: dict) -> bool:
+    """Whether the card holds out-of-fold figures (an ensemble trained with ``train-cv``)."""
+    return bool((card.get("cross_validation") or {}).get("at_operating_point"))
+
+
+def headline(card: dict) -> dict | None:
+    """The figures a stakeholder asks for first, at the shipped operating point.
+
+    Returns:
+        ``{"kind": words, "scheme": key, "figures": {key: {"value", "low", "high"}}, "worst": row,
+        "n": films}`` from the scheme the operating point was chosen on, or None for a card
+        without cross-validation.
+    """
+    if not is_cross_validated(card):
+        return None
+    cv = card["cross_validation"]
+    scheme = cv["chosen_on"]
+    point = cv["at_operating_point"][scheme]
+    return {"kind": f"out-of-fold on {SCHEME_WORDS.get(scheme, scheme).replace(' (', ', ').rstrip(')')}",
+            "scheme": scheme,
+            "figures": point["figures"], "worst": worst_fold(point["per_fold"]),
+            "n": point["figures"].get("n")}
+
+
+def worst_fold(rows: list[dict]) -> dict:
+    """The fold with the lowest specificity (then sensitivity): where the operating point held worst."""
+    return min(rows, key=lambda r: (r.get("specificity") or 0, r.get("sensitivity") or 0))
+
+
+def comparison_rows(card: dict) -> list[dict]:
+    """Random and block folds side by side at the shipped operating point, with the worst fold."""
+    if not is_cross_validated(card):
+        return []
+    rows = []
+    for scheme, point in card["cross_validation"]["at_operating_point"].items():
+        row = {"Folds": SCHEME_WORDS.get(scheme, scheme)}
+        for key, words in FIGURE_WORDS:
+            row[words] = format_interval(point["figures"].get(key))
+        worst = worst_fold(point["per_fold"])
+        row["Worst fold (AUC / sens. / spec.)"] = (f"{worst['fold'] + 1}: {worst['roc_auc']:.3f} / "
+                                                   f"{worst['sensitivity']:.3f} / {worst['specificity']:.3f}")
+        rows.append(row)
+    return rows
+
+
+def fold_rows(card: dict, scheme: str) -> list[dict]:
+    """Each fold of ``scheme`` at the shipped operating point (with the block's patient numbers)."""
+    cv = card.get("cross_validation") or {}
+    point = (cv.get("at_operating_point") or {}).get(scheme)
+    if not point:
+        return []
+    blocks = cv.get("blocks") or {}
+    rows = []
+    for row in point["per_fold"]:
+        entry = {"Fold": row["fold"] + 1, "Films": row["n"], "ROC AUC": round(row["roc_auc"], 4),
+                 "Sensitivity": round(row["sensitivity"], 3), "Specificity": round(row["specificity"], 3),
+                 "ECE": round(row["ece"], 3)}
+        if scheme == "block" and str(row["fold"]) in blocks:
+            entry["Patients"] = blocks[str(row["fold"])]
+        rows.append(entry)
+    return rows
+
+
+def rule_rows(card: dict) -> list[dict]:
+    """Each threshold rule: its threshold and, chosen on four blocks, how it held on the fifth."""
+    cv = card.get("cross_validation") or {}
+    transfer = cv.get("transfer") or {}
+    scheme = cv.get("chosen_on")
+    rows = []
+    for rule, text in (cv.get("rules") or {}).items():
+        chosen = (cv.get("schemes") or {}).get(scheme, {}).get("rules", {}).get(rule, {})
+        row = {"Rule": rule + (" (shipped)" if rule == cv.get("threshold_rule") else ""), "What it does": text,
+               "Threshold": round(chosen.get("threshold", float("nan")), 4)}
+        if rule in transfer:
+            rows_of_rule = transfer[rule]
+            row["Sensitivity on a new block (mean / worst)"] = (
+                f"{_mean(rows_of_rule, 'sensitivity'):.3f} / {min(r['sensitivity'] for r in rows_of_rule):.3f}")
+            row["Specificity on a new block (mean / worst)"] = (
+                f"{_mean(rows_of_rule, 'specificity'):.3f} / {min(r['specificity'] for r in rows_of_rule):.3f}")
+        rows.append(row)
+    return rows
+
+
+def headline_sentence(card: dict) -> str | None:
+    """The headline in plain words, beside the original study's figures."""
+    top = headline(card)
+    if top is None:
+        return None
+    figures = top["figures"]
+    study = ", ".join(f"{words if key == 'roc_auc' else words.lower()} {ORIGINAL_STUDY[key]:.3f}"
+                      for key, words in FIGURE_WORDS if key in ORIGINAL_STUDY)
+    return (f"On {top['n']:,} training films, each scored by an ensemble member that never saw that patient "
+            f"({top['kind']}), at the shipped threshold: accuracy {format_interval(figures['accuracy'])}, "
+            f"sensitivity {format_interval(figures['sensitivity'])}, specificity "
+            f"{format_interval(figures['specificity'])}, ROC AUC {format_interval(figures['roc_auc'])} "
+            f"(95% intervals, patients resampled). The original study reported {study} on its own test "
+            "split.")
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def site_simulation_rows(card: dict) -> list[dict]:
+    """Site adaptation tried on each block: fitted on half its patients, measured on the other half."""
+    rows = []
+    for row in (card.get("cross_validation") or {}).get("site_simulation") or []:
+        rows.append({"Block": row["block"] + 1, "Films (fit / measured)": f"{row['n_fit']} / {row['n_measured']}",
+                     "Sensitivity before / after": f"{row['before']['sensitivity']:.3f} / "
+                                                   f"{row['after']['sensitivity']:.3f}",
+                     "Specificity before / after": f"{row['before']['specificity']:.3f} / "
+                                                   f"{row['after']['specificity']:.3f}",
+                     "Site threshold": round(row["site_threshold"], 4)})
+    return rows
+
+
+def architecture_words(card: dict) -> str:
+    """What the model is, in a few words: ``ensemble of 5 compact CNNs (mean logit)`` or the architecture."""
+    members = (card.get("ensemble") or {}).get("members")
+    architecture = card.get("architecture", "model")
+    if members:
+        kind = "compact CNNs" if architecture == "cnn" else f"{architecture} models"
+        return f"ensemble of {members} {kind} (mean of their logits)"
+    return architecture
+
+
+# -- the model page's view model ----------------------------------------------------------------
+
+VALIDATION_WORDS = (("accuracy", "Accuracy"), ("sensitivity", "Sensitivity"), ("specificity", "Specificity"),
+                    ("roc_auc", "ROC AUC"), ("average_precision", "Average precision (AP)"), ("ece", "ECE"))
+"""The validation figures the model page shows first: card key -> label."""
+
+RATES = (("sensitivity", "Sensitivity", "Share of pneumonia films called pneumonia."),
+         ("specificity", "Specificity", "Share of normal films called normal."),
+         ("ppv", "PPV", "Of the films called pneumonia, the share that had it."),
+         ("npv", "NPV", "Of the films called normal, the share that were normal."))
+"""The rates at a threshold: key, label and what it means."""
+
+THRESHOLD_BASIS_WORDS = {
+    "predictions": "computed from the validation films' probabilities",
+    "card": "as the card states them at its operating threshold",
+    "roc": "read off the stored ROC curve with the validation class counts (interpolated between curve "
+           "points, so approximate)",
+}
+"""How :func:`pneumo.stats.metrics.validation_at_threshold` got its figures, in words."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One figure as a metric tile: label, value shown, change against a reference (or None), help."""
+
+    label: str
+    value: str
+    delta: str | None = None
+    help: str | None = None
+
+
+@dataclass(frozen=True)
+class CurvePoints:
+    """Where the validation curves mark the operating points.
+
+    Attributes:
+        prevalence: the share of pneumonia films among the validation films (the PR curve's chance line).
+        roc: label -> (1 - specificity, sensitivity).
+        pr: label -> (recall, precision).
+    """
+
+    prevalence: float
+    roc: dict[str, tuple[float, float]]
+    pr: dict[str, tuple[float, float]]
+
+
+def roc_point(rates: dict) -> tuple[float, float]:
+    """(1 - specificity, sensitivity) of a figures dict, where a ROC curve plots it."""
+    return 1 - (rates.get("specificity") or 0), rates.get("sensitivity") or 0
+
+
+def prevalence(confusion_matrix: list[list[int]]) -> float:
+    """The share of pneumonia films, from [[tn, fp], [fn, tp]] (0 when there are no films)."""
+    (tn, fp), (fn, tp) = confusion_matrix
+    return (fn + tp) / max(tn + fp + fn + tp, 1)
+
+
+def curve_points(validation: dict, chosen: dict | None = None) -> CurvePoints:
+    """The model's operating point (and a chosen threshold's, when given) on the ROC and PR curves.
+
+    Args:
+        validation: the card's validation section.
+        chosen: the figures at a threshold chosen in the explorer, or None.
+    """
+    roc = {"model's threshold": roc_point(validation)}
+    if chosen is not None:
+        roc[f"chosen threshold {chosen['threshold']:.3f}"] = roc_point(chosen)
+    pr = {"model's threshold": (validation.get("sensitivity") or 0, validation.get("ppv") or 0)}
+    return CurvePoints(prevalence=prevalence(validation["confusion_matrix"]), roc=roc, pr=pr)
+
+
+def validation_metrics(validation: dict) -> list[Metric]:
+    """The headline validation figures as metric tiles (``n/a`` where the card has none)."""
+    return [Metric(label, format_number(validation.get(key))) for key, label in VALIDATION_WORDS]
+
+
+def threshold_metrics(chosen: dict, operating: dict) -> list[Metric]:
+    """Sensitivity, specificity, PPV and NPV at the chosen threshold, with their change against the model's."""
+    metrics = []
+    for key, label, help_text in RATES:
+        value, base = chosen[key], operating[key]
+        delta = None if value is None or base is None or chosen["threshold"] == operating["threshold"] \
+            else f"{value - base:+.3f}"
+        metrics.append(Metric(label, format_number(value), delta, help_text))
+    return metrics
+
+
+def threshold_caption(chosen: dict) -> str:
+    """What the chosen threshold catches and misses, and where its figures come from."""
+    (tn, fp), (fn, tp) = chosen["confusion_matrix"]
+    return (f"At {chosen['threshold']:.4f}: {tp} pneumonia films caught, {fn} missed; {tn} normal films "
+            f"cleared, {fp} flagged. Figures {THRESHOLD_BASIS_WORDS[chosen['basis']]}; deltas against the "
+            "model's threshold.")
+
+
+def architecture_facts(loaded: LoadedModel) -> dict[str, str]:
+    """The model's make-up and what it expects, label -> markdown text."""
+    card = loaded.card
+    operating = card.get("operating_point", {})
+    rule = operating.get("rule", f"validation sensitivity of at least {operating.get('min_sensitivity', '?')}")
+    return {
+        "Architecture": f"{architecture_words(card)}, {card.get('parameters', 0):,} parameters",
+        "Input": f"{loaded.input_size} x {loaded.input_size} grayscale, 0-255 (scaled inside the model)",
+        "Output": card.get("output", "P(pneumonia)"),
+        "Calibration": f"temperature scaling, T = {card.get('temperature', float('nan')):.3f}",
+        "Operating threshold": f"{format_probability(loaded.threshold)}: {rule} "
+                               f"({operating.get('min_sensitivity', '?')})",
+        "Explained layer": f"`{loaded.explain_layer}`",
+        "Created": card.get("created", "?"),
+        "Version": f"`{loaded.version}` (sha256 of the model file: `{card.get('sha256', '')}`)",
+    }
+
+
+def explanation_target_rows(result: dict) -> list[dict]:
+    """The stored explanation figures judged against today's targets, as table rows (none: [])."""
+    targets = check_targets(result)
+    return target_rows(targets) if targets else []
+
+
+def guard_sentence(guard: dict) -> str:
+    """What the card's out-of-scope guard refused on real films and how well it detects the rest."""
+    validation = guard.get("validation", {})
+    auroc = format_number(guard.get("out_of_scope", {}).get("auroc"), 4)
+    return ("Films that are not frontal chest films of young children are refused. On the films its "
+            "thresholds were set on (validation, or an ensemble's first member's held-out films), "
+            f"{validation.get('rejected', '?')} of {validation.get('n', '?')} real films were refused; "
+            f"AUROC against the out-of-scope evaluation set: {auroc}.")

@@ -1,0 +1,76 @@
+"""Results as the command line prints them: the evaluation table, a data set profile, the guard's figures.
+
+Plain text for a terminal; :mod:`pneumo.cli` prints what these return.
+"""
+
+from __future__ import annotations
+
+from pneumo.render.wording import format_number
+
+
+def format_evaluation(figures: dict) -> str:
+    """The evaluation as the table readers know from the literature."""
+    site = f" with site calibration {figures['site']}" if figures.get("site") else ""
+    lines = [f"model {figures['model']}{site} on {figures['n']} films of {figures['data']}", "",
+             f"{'':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
+    for name, row in figures["per_class"].items():
+        lines.append(f"{name:<12}{row['precision']:>10.3f}{row['recall']:>10.3f}"
+                     f"{row['f1-score']:>10.3f}{row['support']:>10d}")
+    tn, fp = figures["confusion_matrix"][0]
+    fn, tp = figures["confusion_matrix"][1]
+
+    def fmt(value):
+        return format_number(value, 4)
+
+    lines += ["", f"threshold    {figures['threshold']:.4f}",
+              f"accuracy     {fmt(figures['accuracy'])}",
+              f"sensitivity  {fmt(figures['sensitivity'])}",
+              f"specificity  {fmt(figures['specificity'])}",
+              f"ROC AUC      {fmt(figures['roc_auc'])}",
+              f"AP           {fmt(figures['average_precision'])}",
+              f"ECE          {fmt(figures['ece'])}",
+              f"Brier        {fmt(figures['brier'])}",
+              f"confusion    TN {tn}  FP {fp}  FN {fn}  TP {tp}"]
+    for subtype, row in figures.get("recall_by_subtype", {}).items():
+        lines.append(f"recall {subtype:<6}{row['recall']:.4f} ({row['support']} films)")
+    if figures["unreadable"]:
+        lines.append(f"{len(figures['unreadable'])} films could not be read and were left out")
+    if figures.get("rejected_out_of_scope"):
+        lines.append(f"{len(figures['rejected_out_of_scope'])} films were refused as out of scope "
+                     "and left out")
+    return "\n".join(lines)
+
+
+def format_profile(profile: dict) -> str:
+    """A few lines that summarise a data set profile."""
+    lines = [f"{profile['n_films']} films"]
+    for split, counts in profile["films"].items():
+        lines.append(f"  {split:<6} " + ", ".join(f"{n} {name}" for name, n in counts.items()))
+    lines.append("patients: " + ", ".join(f"{n} {name}" for name, n in profile["patients"].items()))
+    lines.append("pneumonia subtypes: " + ", ".join(f"{n} {k}" for k, n in profile["subtypes"].items()))
+    widths, heights = profile["image_sizes"]["width"], profile["image_sizes"]["height"]
+    if widths:
+        lines.append(f"image sizes: width {min(widths)}-{max(widths)}, height {min(heights)}-{max(heights)}")
+    lines.append(f"patients in several splits: {profile['leakage']['patients_in_several_splits']}")
+    dupes = profile["near_duplicates"]
+    lines.append(f"near-identical groups: {dupes['groups']} ({dupes['films']} films, "
+                 f"{dupes['cross_patient_groups']} across patients)")
+    if profile["unreadable"]:
+        lines.append(f"unreadable films: {len(profile['unreadable'])}")
+    return "\n".join(lines)
+
+
+def format_guard(name: str, section: dict) -> str:
+    """The guard's figures: validation refusals, and detection of each out-of-scope kind."""
+    validation, ood = section["validation"], section["out_of_scope"]
+    lines = [f"out-of-scope guard of model {name}",
+             (f"validation films refused  {validation['rejected']} of {validation['n']} "
+              f"({validation['rejection_rate']:.2%}; cross-fitted {validation['cross_fitted_rejection_rate']:.2%})"),
+             (f"AUROC, validation films against {ood['n_out_of_scope']} out-of-scope images: "
+              f"{ood['auroc']:.4f}"), "",
+             f"{'kind':<28}{'n':>5}{'AUROC':>9}{'refused':>9}{'named':>8}"]
+    for kind, row in ood["by_kind"].items():
+        lines.append(f"{kind:<28}{row['n']:>5}{row['auroc']:>9.4f}{row['detected']:>9.1%}"
+                     f"{row['named_as_expected']:>8.0%}")
+    lines += [""] + [f"note: {note}" for note in ood.get("notes", [])]
+    return "\n".join(lines).rstrip()

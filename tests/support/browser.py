@@ -1,0 +1,27 @@
+"""Debian's Chromium for Playwright, and the page elements the browser tests wait on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+"""Without the networking flags Chromium keeps trying hosts this machine cannot reach."""
+VIEWPORT = {"width": 1360, "height": 900}
+"""A desktop-sized window, so pages (and screenshots) show the layout people see."""
+FIRST_RENDER_MS = 90_000
+"""The first page render includes TensorFlow's import and the model's load."""
+
+UPLOADER = '[data-testid="stFileUploader"] input[type="file"]'
+MAIN = '[data-testid="stMain"]'
+CHART = '[data-testid="stPlotlyChart"] .js-plotly-plot'
+EXCEPTION = '[data-testid="stException"]'
+ERROR_ALERT = '[data-testid="stAlertContentError"]'
+
+
+def chromium_env(profile_dir: Path) -> dict[str, str]:
+    """Chromium kept out of the real home folder: home, config, cache and temp under ``profile_dir``."""
+    return {**os.environ, "HOME": str(profile_dir), "XDG_CONFIG_HOME": str(profile_dir / "config"),
+            "XDG_CACHE_HOME": str(profile_dir / "cache"), "TMPDIR": str(profile_dir)}

@@ -1,0 +1,91 @@
+"""The shipped guard gives the scores and verdicts it gave before the guard package was split.
+
+The reference (``tests/reference/shipped_guard_scores.json``) holds what the earlier guard
+computed on 20 real training films and ten out-of-scope images covering every reason.
+"""
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from pneumo import data, store
+from pneumo.guard import features, persist
+from pneumo.io import read_film
+from pneumo.preprocess import to_model_input
+
+REFERENCE = Path(__file__).parent / "reference" / "shipped_guard_scores.json"
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def text_page() -> np.ndarray:
+    page = Image.new("L", (850, 1100), 240)
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.load_default(size=20)
+    for top in range(40, 1060, 34):
+        draw.text((40, top), "patient report radiology findings the lungs are clear no focal", fill=20, font=font)
+    return np.asarray(page)
+
+
+def reference_images(train_dir: Path) -> list[tuple[str, bytes]]:
+    """Every 1/20th training film as its file, then one image for each out-of-scope reason."""
+    import skimage.data
+
+    records = data.find_films(train_dir)
+    films = [(f"{r.split}/{r.class_name}/{r.path.name}", r.path.read_bytes())
+             for r in records[:: len(records) // 20][:20]]
+    grey = [np.round(to_model_input(read_film(b), 256)[..., 0]).astype(np.uint8) for _, b in films[:8]]
+    tiles = [np.asarray(Image.fromarray(f).resize((128, 128))) for f in grey[4:8]]
+    rng = np.random.default_rng(7)
+    return films + [
+        ("colour", png_bytes(skimage.data.astronaut())),
+        ("grey-photo", png_bytes(skimage.data.camera())),
+        ("noise", png_bytes(rng.integers(0, 256, (300, 300), dtype=np.uint8))),
+        ("blank", png_bytes(np.full((300, 300), 17, np.uint8))),
+        ("document", png_bytes(text_page())),
+        ("rotated", png_bytes(np.rot90(grey[0]))),
+        ("upside-down", png_bytes(np.rot90(grey[1], 2))),
+        ("inverted", png_bytes(255 - grey[2])),
+        ("collage", png_bytes(np.block([[tiles[0], tiles[1]], [tiles[2], tiles[3]]]))),
+        ("flipped", png_bytes(grey[3][::-1])),
+    ]
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict:
+    return json.loads(REFERENCE.read_text())
+
+
+def test_shipped_guard_scores_and_verdicts_are_unchanged(reference, train_dir):
+    loaded = store.load(reference["model"], store.REPO_STORE)
+    assert loaded.card["guard"]["sha256"] == reference["guard_sha256"], \
+        "the shipped guard was refitted: recompute the reference"
+    guard = persist.load_guard(loaded)
+    named = reference_images(train_dir)
+    assert [name for name, _ in named] == reference["names"]
+    films = [read_film(contents) for _, contents in named]
+    inputs = np.stack([to_model_input(film, loaded.input_size) for film in films])
+    _, pooled = features.model_outputs(features.feature_model(loaded.model), inputs)
+    np.testing.assert_allclose(pooled.sum(axis=1), reference["pooled_sum"], rtol=1e-5,
+                               err_msg="the model's pooled features changed, not the guard")
+    scores, layout = guard.scores(inputs, pooled, films)
+    assert set(scores) == set(reference["scores"])
+    for name, expected in reference["scores"].items():
+        np.testing.assert_allclose(scores[name], expected, rtol=1e-5, atol=1e-9, err_msg=name)
+    np.testing.assert_allclose(layout, reference["layout"], rtol=1e-5, atol=1e-9)
+    verdicts = guard.judge(inputs, pooled, films)
+    for verdict, expected in zip(verdicts, reference["verdicts"], strict=True):
+        assert (verdict.in_scope, verdict.kind, verdict.reason, list(verdict.fired)) == \
+               (expected["in_scope"], expected["kind"], expected["reason"], expected["fired"])
+        assert verdict.score == pytest.approx(expected["score"], rel=1e-5)
+    assert {v["kind"] for v in reference["verdicts"]} == {"", "colour", "unfamiliar", "noise", "blank",
+                                                          "document", "rotated", "upside_down",
+                                                          "inverted", "collage"}

@@ -1,0 +1,92 @@
+"""pneumo.render.model_card: the model page's values from a real card (the shipped model's)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pneumo import store
+from pneumo.render import model_card
+from pneumo.stats import metrics
+
+CARD = Path(__file__).resolve().parent.parent / "model_store" / "cnn160x5" / "card.json"
+
+
+@pytest.fixture(scope="module")
+def validation() -> dict:
+    return json.loads(CARD.read_text())["validation"]
+
+
+def test_format_interval():
+    assert model_card.format_interval({"value": 0.98149, "low": 0.9751, "high": 0.98632}) == "0.981 (0.975-0.986)"
+    assert model_card.format_interval({"value": 0.5, "low": None, "high": 0.6}, digits=2) == "0.50"
+    assert model_card.format_interval({"value": None}) == "n/a" and model_card.format_interval(None) == "n/a"
+
+
+def test_prevalence_and_roc_points_from_the_confusion_matrix(validation):
+    (tn, fp), (fn, tp) = validation["confusion_matrix"]  # [[1313, 28], [84, 3791]]
+    assert model_card.prevalence(validation["confusion_matrix"]) == pytest.approx((fn + tp) / 5216)
+    assert model_card.prevalence([[0, 0], [0, 0]]) == 0.0
+    assert model_card.roc_point(validation) == pytest.approx((fp / (tn + fp), tp / (fn + tp)))
+    assert model_card.roc_point({}) == (1, 0)
+
+
+def test_curve_points_mark_the_models_and_the_chosen_threshold(validation):
+    points = model_card.curve_points(validation)
+    assert points.prevalence == pytest.approx(3875 / 5216)
+    assert points.roc == {"model's threshold": pytest.approx((1 - validation["specificity"],
+                                                              validation["sensitivity"]))}
+    assert points.pr == {"model's threshold": (validation["sensitivity"], validation["ppv"])}
+    chosen = metrics.validation_at_threshold(validation, 0.05)
+    both = model_card.curve_points(validation, chosen)
+    assert list(both.roc) == ["model's threshold", "chosen threshold 0.050"]
+    assert both.roc["chosen threshold 0.050"] == pytest.approx((1 - chosen["specificity"], chosen["sensitivity"]))
+
+
+def test_validation_metrics_label_average_precision_as_such(validation):
+    tiles = model_card.validation_metrics(validation)
+    assert [(t.label, t.value) for t in tiles] == [
+        ("Accuracy", "0.979"), ("Sensitivity", "0.978"), ("Specificity", "0.979"), ("ROC AUC", "0.997"),
+        ("Average precision (AP)", "0.999"), ("ECE", "0.029")]
+    assert {t.value for t in model_card.validation_metrics({})} == {"n/a"}
+
+
+def test_threshold_metrics_and_caption(validation):
+    operating = metrics.validation_at_threshold(validation, validation["threshold"])
+    same = model_card.threshold_metrics(operating, operating)
+    assert [t.label for t in same] == ["Sensitivity", "Specificity", "PPV", "NPV"]
+    assert all(t.delta is None for t in same)
+    assert same[0].value == f"{operating['sensitivity']:.3f}"
+    chosen = metrics.validation_at_threshold(validation, 0.05)
+    moved = model_card.threshold_metrics(chosen, operating)
+    assert moved[0].delta == f"{chosen['sensitivity'] - operating['sensitivity']:+.3f}"
+    assert moved[0].delta.startswith("+") and moved[1].delta.startswith("-")
+    (tn, fp), (fn, tp) = chosen["confusion_matrix"]
+    caption = model_card.threshold_caption(chosen)
+    assert caption.startswith(f"At 0.0500: {tp} pneumonia films caught, {fn} missed; {tn} normal films "
+                              f"cleared, {fp} flagged. Figures ")
+    assert model_card.THRESHOLD_BASIS_WORDS[chosen["basis"]] in caption
+
+
+def test_architecture_facts_and_guard_sentence():
+    card = json.loads(CARD.read_text())
+    loaded = store.LoadedModel(name="cnn160x5", path=CARD.parent, model=None, card=card)  # the card is enough
+    facts = model_card.architecture_facts(loaded)
+    assert facts["Architecture"] == "ensemble of 5 compact CNNs (mean of their logits), 3,327,811 parameters"
+    assert facts["Calibration"] == "temperature scaling, T = 0.641"
+    assert facts["Operating threshold"].startswith("0.3398: ")
+    sentence = model_card.guard_sentence(loaded.card["guard"])
+    assert "7 of 1043 real films were refused" in sentence and sentence.endswith("evaluation set: 1.0000.")
+    assert model_card.guard_sentence({}).endswith("? of ? real films were refused; AUROC against the "
+                                                  "out-of-scope evaluation set: n/a.")
+
+
+def test_explanation_targets_are_the_stored_figures_judged():
+    from pneumo.evaluation.faithfulness_results import check_targets
+    from pneumo.render.faithfulness_words import target_rows
+
+    stored = json.loads((CARD.parent / "explanations.json").read_text())
+    rows = model_card.explanation_target_rows(stored)
+    assert rows and rows == target_rows(check_targets(stored))
+    assert {row["met"] for row in rows} <= {"yes", "no", "n/a"}
+    assert model_card.explanation_target_rows({}) == []
