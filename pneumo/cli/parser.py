@@ -48,6 +48,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_recipe_options(command, epochs_help: str | None) -> None:
+    """The training recipe's options, shared by train and train-cv (defaults: ``TrainConfig``'s)."""
+    command.add_argument("--input-size", type=int, default=OWNER_DEFAULT)
+    command.add_argument("--width", type=int, default=OWNER_DEFAULT, help="filters of the CNN's first block")
+    command.add_argument("--epochs", type=int, default=OWNER_DEFAULT, help=epochs_help)
+    command.add_argument("--learning-rate", type=float, default=OWNER_DEFAULT)
+    command.add_argument("--label-smoothing", type=float, default=OWNER_DEFAULT)
+    command.add_argument("--seed", type=int, default=OWNER_DEFAULT)
+    command.add_argument("--border-penalty", type=float, default=OWNER_DEFAULT,
+                         help="weight of the loss on the share of the decision taken from the film's "
+                              "border band (default: the training configuration's)")
+    command.add_argument("--border-allowance", type=float, default=OWNER_DEFAULT,
+                         help="border share each film may keep before --border-penalty applies "
+                              "(default: the training configuration's)")
+
+
 def add_models(commands) -> None:
     """train, train-cv, calibrate-site, operating-point, fit-guard."""
     train = commands.add_parser("train", help="train a model from scratch and save it to the store")
@@ -55,26 +71,15 @@ def add_models(commands) -> None:
     train.add_argument("--out", required=True, help=OUT_HELP)
     train.add_argument("--architecture", default=OWNER_DEFAULT,
                        help=", ".join(ARCHITECTURES[:-1]) + f" or {ARCHITECTURES[-1]}")
-    train.add_argument("--input-size", type=int, default=OWNER_DEFAULT)
-    train.add_argument("--width", type=int, default=OWNER_DEFAULT, help="filters of the CNN's first block")
-    train.add_argument("--epochs", type=int, default=OWNER_DEFAULT)
+    add_recipe_options(train, epochs_help=None)
     train.add_argument("--batch-size", type=int, default=OWNER_DEFAULT)
-    train.add_argument("--learning-rate", type=float, default=OWNER_DEFAULT)
-    train.add_argument("--label-smoothing", type=float, default=OWNER_DEFAULT)
     train.add_argument("--val-fraction", type=float, default=OWNER_DEFAULT)
-    train.add_argument("--seed", type=int, default=OWNER_DEFAULT)
     train.add_argument("--patience", type=int, default=OWNER_DEFAULT)
     train.add_argument("--max-minutes", type=float, default=OWNER_DEFAULT, help="time budget of the run")
     train.add_argument("--horizontal-flip", action="store_true", default=OWNER_DEFAULT,
                        help="also flip films left-right")
     train.add_argument("--weights", default=OWNER_DEFAULT,
                        help="local weights file for a backbone (default: from scratch)")
-    train.add_argument("--border-penalty", type=float, default=OWNER_DEFAULT,
-                       help="weight of the loss on the share of the decision taken from the film's "
-                            "border band (default: the training configuration's)")
-    train.add_argument("--border-allowance", type=float, default=OWNER_DEFAULT,
-                       help="border share each film may keep before --border-penalty applies "
-                            "(default: the training configuration's)")
     train.add_argument("--start-from", metavar="FOLDER", default=OWNER_DEFAULT,
                        help="continue from this stored model's weights (same shape, same "
                             "validation films) instead of from scratch")
@@ -92,16 +97,8 @@ def add_models(commands) -> None:
                           help="whose fold models make the shipped ensemble")
     train_cv.add_argument("--schemes", type=scheme_list, default=OWNER_DEFAULT,
                           help="fold schemes to train, comma-separated (both by default)")
-    train_cv.add_argument("--input-size", type=int, default=OWNER_DEFAULT)
-    train_cv.add_argument("--width", type=int, default=OWNER_DEFAULT, help="filters of the CNN's first block")
-    train_cv.add_argument("--epochs", type=int, default=OWNER_DEFAULT,
-                          help="epochs per fold (all run; the last is kept)")
-    train_cv.add_argument("--learning-rate", type=float, default=OWNER_DEFAULT)
-    train_cv.add_argument("--label-smoothing", type=float, default=OWNER_DEFAULT)
-    train_cv.add_argument("--border-penalty", type=float, default=OWNER_DEFAULT)
-    train_cv.add_argument("--border-allowance", type=float, default=OWNER_DEFAULT)
+    add_recipe_options(train_cv, epochs_help="epochs per fold (all run; the last is kept)")
     train_cv.add_argument("--min-sensitivity", type=float, default=OWNER_DEFAULT)
-    train_cv.add_argument("--seed", type=int, default=OWNER_DEFAULT)
     train_cv.add_argument("--run-dir", help="where fold models go (default runs/NAME)")
     train_cv.add_argument("--resamples", type=int, default=OWNER_DEFAULT,
                           help="bootstrap resamples for the intervals")
