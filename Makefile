@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test test-fast bench clean chromium
+.PHONY: run test test-fast bench clean debian-tools
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,20 +22,28 @@ $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.app-installed
 run: $(VENV)/.app-installed
 	$(PY) -m streamlit run app.py --server.port $(PORT) --server.headless true
 
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Debian's chromium for the browser tests"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else \
-	    echo "The browser tests need Debian's Chromium: run 'sudo apt-get install chromium' and try again."; \
-	    exit 1; \
-	  fi; }
+# Debian packages the tests drive, as command:package: Chromium for the browser tests, dcmtk's
+# encoders (dcmcjpeg, dcmcjpls, dcmconv) for the JPEG and big-endian films that
+# tests/test_dicom_encodings.py reads (pydicom itself encodes none of them).
+DEBIAN_TOOLS := chromium:chromium dcmcjpeg:dcmtk dcmcjpls:dcmtk dcmconv:dcmtk
 
-test: $(VENV)/.dev-installed chromium
+debian-tools:
+	@missing=$$(for pair in $(DEBIAN_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || echo $${pair##*:}; done | sort -u | xargs); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's $$missing for the tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "The tests need Debian's $$missing: run 'sudo apt-get install $$missing' and try again."; \
+	    exit 1; \
+	  fi; \
+	fi
+
+test: $(VENV)/.dev-installed debian-tools
 	$(PY) -m pytest
 
-test-fast: $(VENV)/.dev-installed
+test-fast: $(VENV)/.dev-installed debian-tools
 	$(PY) -m pytest -m "not slow and not browser"
 
 bench: $(VENV)/.app-installed

@@ -98,8 +98,10 @@ def film_ui(item: Assessment, file_id: str, classifier: Classifier, ref: caches.
     """Everything about one readable film: verdict, bars, film and overlay, downloads."""
     interval = caches.interval_for(classifier, ref, file_id, item.film)
     probability_ui(item, classifier, interval)
-    if item.message:
-        st.info(item.message, icon=":material/info:")
+    for warning in item.warnings:
+        st.warning(warning, icon=":material/warning:")
+    if item.film.notes:
+        st.info(" ".join(item.film.notes), icon=":material/info:")
     metadata_ui(item.film.metadata)
     view = overlay_ui(item, file_id, classifier, ref)
     downloads_ui(diagnosis.case_report(view, item, classifier, interval), PurePath(item.source).stem or "film")

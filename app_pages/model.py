@@ -227,6 +227,11 @@ def explanations_ui(loaded: LoadedModel) -> None:
     if scope:
         st.header("Out-of-scope guard")
         st.markdown(model_card.guard_sentence(scope))
+    st.subheader("Checks of a DICOM header, before the model runs")
+    st.caption("Where the header states it, the film is refused with the reason and no model runs; "
+               "where a field is missing or empty, the image checks decide alone.")
+    st.dataframe(pd.DataFrame(model_card.header_check_rows()), hide_index=True, width="stretch",
+                 key="header_checks")
 
 
 def main() -> None:

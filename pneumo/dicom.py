@@ -1,7 +1,10 @@
 """Reading DICOM films: header, first frame, and the display transforms, with pydicom.
 
-:func:`pneumo.io.read_film` hands a file here when it carries the DICOM preamble; this
-module turns it into the same :class:`~pneumo.io.Film` a raster file gives. Only the header
+:func:`pneumo.io.read_film` hands a file here when it carries the DICOM preamble, or starts
+as a bare data set does; this module turns it into the same :class:`~pneumo.io.Film` a raster
+file gives. Compressed pixel data is decoded by the pydicom plugins pinned in requirements.txt
+(pylibjpeg with libjpeg and openjpeg: every JPEG, JPEG-LS and JPEG 2000 syntax; RLE is
+pydicom's own). Only the header
 fields in :data:`SAFE_FIELDS` are copied: patient identifiers never reach a ``Film``, nor
 an error message (pydicom's messages can quote header values, so none is shown).
 
@@ -13,6 +16,7 @@ their luma. Sizes are checked from the header before any pixel is decoded.
 
 from __future__ import annotations
 
+import datetime
 import io
 import zlib
 
@@ -22,9 +26,10 @@ import pydicom.pixels
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pydicom.multival import MultiValue
-from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pydicom.uid import (DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian,
+                         ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 
-from pneumo.io import MAX_PIXELS, Film, FilmReadError, check_pixel_count
+from pneumo.io import MAX_PIXELS, Film, FilmReadError, HeaderFacts, check_pixel_count
 
 # DICOM header fields that may be shown to a user. Everything else, and above all
 # PatientName, PatientID, PatientBirthDate and AccessionNumber, is never copied.
@@ -46,7 +51,9 @@ def read_dicom(data: bytes) -> Film:
     """Decode a DICOM file's first frame as a film.
 
     Args:
-        data: the file's bytes (with the 128-byte preamble and ``DICM``).
+        data: the file's bytes: with the 128-byte preamble and ``DICM``, or a bare data set
+            (read with pydicom's ``force``; without a file meta group its transfer syntax is
+            implicit or explicit VR little endian, as its first element shows).
 
     Returns:
         The :class:`~pneumo.io.Film`, with the safe header fields as its metadata.
@@ -56,10 +63,13 @@ def read_dicom(data: bytes) -> Film:
             a deflated data set that inflates past :data:`MAX_INFLATED_BYTES`, or damaged
             display settings.
     """
-    _check_deflated_size(data)
+    bare = data[128:132] != b"DICM"
+    _check_deflated_size(data, start=0 if bare else 132)
     try:
         # pydicom is called through its modules so that the tests can stand in for it.
-        dataset = pydicom.dcmread(io.BytesIO(data))
+        dataset = pydicom.dcmread(io.BytesIO(data), force=bare)
+        if "TransferSyntaxUID" not in dataset.file_meta:  # bare, or a meta group without it
+            _infer_transfer_syntax(dataset)
         if "PixelData" not in dataset and "FloatPixelData" not in dataset:
             raise FilmReadError("The DICOM file holds no image (no pixel data).")
         rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
@@ -82,6 +92,12 @@ def read_dicom(data: bytes) -> Film:
         pixels = pydicom.pixels.pixel_array(dataset, index=0)  # decodes only the first frame
     except Exception as err:
         raise _pixel_data_error(syntax) from err
+    except BaseException as err:
+        # A Rust decoder's panic (pyo3's PanicException, e.g. pylibjpeg-rle on damaged RLE,
+        # should pydicom find it installed) is no Exception; anything else goes on up.
+        if type(err).__name__ != "PanicException":
+            raise
+        raise _pixel_data_error(syntax) from err
 
     notes: list[str] = []
     if frames > 1:
@@ -102,18 +118,32 @@ def read_dicom(data: bytes) -> Film:
             "The DICOM display settings (rescale, window or lookup table) are damaged."
         ) from err
     return Film(pixels=gray.astype(np.float32), format="DICOM", source_mode=photometric,
-                metadata=metadata, notes=tuple(notes))
+                metadata=metadata, notes=tuple(notes), header=header_facts(dataset))
 
 
-def _check_deflated_size(data: bytes) -> None:
+def _infer_transfer_syntax(dataset: Dataset) -> None:
+    """Name the transfer syntax a data set without one in its file meta was read in.
+
+    pydicom tells implicit from explicit VR by the first element and keeps what it found
+    as ``original_encoding``; its pixel decoders need the syntax spelled out.
+    """
+    syntax = {(True, True): ImplicitVRLittleEndian, (False, True): ExplicitVRLittleEndian,
+              (False, False): ExplicitVRBigEndian}.get(tuple(dataset.original_encoding))
+    if syntax is None:
+        raise FilmReadError("The DICOM header is damaged and cannot be read.")
+    dataset.file_meta.TransferSyntaxUID = syntax
+
+
+def _check_deflated_size(data: bytes, start: int = 132) -> None:
     """Refuse a deflated DICOM whose data set inflates past MAX_INFLATED_BYTES.
 
     pydicom reads the file meta group, then inflates the rest in one go; this reads the
     meta group the same way and, for the deflated syntax, inflates a piece at a time.
+    ``start`` is where the meta group begins: after the preamble, or 0 in a bare data set.
     """
     stream = io.BytesIO(data)
     for implicit in (False, True):  # pydicom's own fallback for a meta group in implicit VR
-        stream.seek(132)
+        stream.seek(start)
         try:
             meta = read_dataset(stream, is_implicit_VR=implicit, is_little_endian=True,
                                 stop_when=lambda tag, vr, length: tag >> 16 != 2)
@@ -252,3 +282,85 @@ def _colour_to_gray(pixels: np.ndarray, dataset: Dataset, photometric: str) -> n
             f"The DICOM image has an unexpected layout ({photometric!r}, shape {pixels.shape})."
         )
     return np.clip(gray, 0.0, 1.0)
+
+
+# ---------------------------------------------------------------- what the header says
+
+# Storage classes that hold raw detector data (DX, mammography and intra-oral, "For Processing").
+FOR_PROCESSING_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.1.1.1", "1.2.840.10008.5.1.4.1.1.1.2.1", "1.2.840.10008.5.1.4.1.1.1.3.1",
+}
+# Dates the age at the examination may be counted to, best first.
+EXAMINATION_DATES = ("StudyDate", "AcquisitionDate", "SeriesDate", "ContentDate")
+AGE_UNITS = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0}
+OLDEST_PLAUSIBLE_AGE = 130
+
+
+def read_header(data: bytes) -> HeaderFacts | None:
+    """What a DICOM file's header says (:func:`header_facts`), without its pixel data; None when
+    the header cannot be read. For a file whose pixels could not be decoded."""
+    try:
+        _check_deflated_size(data)  # a deflate bomb is never handed to pydicom, here either
+        return header_facts(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True))
+    except Exception:  # the header is damaged too: nothing to say
+        return None
+
+
+def header_facts(dataset: Dataset) -> HeaderFacts:
+    """What the header says about the examination (:class:`~pneumo.io.HeaderFacts`).
+
+    A damaged or implausible field counts as missing; the birth and examination dates are
+    read only to count the age, and are not kept.
+    """
+    def code(keyword: str) -> str:
+        try:
+            return " ".join(str(dataset.get(keyword, "") or "").split()).upper()
+        except Exception:
+            return ""
+
+    codes: list[str] = []
+    meanings: list[str] = []
+    try:
+        for item in dataset.get("ViewCodeSequence") or []:
+            codes.append(str(item.get("CodeValue", "") or "").strip())
+            meanings.append(str(item.get("CodeMeaning", "") or "").strip().lower())
+    except Exception:
+        codes, meanings = [], []
+    sop_class = str(dataset.get("SOPClassUID", "") or "")
+    return HeaderFacts(
+        modality=code("Modality"), body_part=code("BodyPartExamined"),
+        view_position=code("ViewPosition"), view_codes=tuple(filter(None, codes)),
+        view_meanings=tuple(filter(None, meanings)),
+        age_years=_age_years(dataset),
+        for_processing=code("PresentationIntentType") == "FOR PROCESSING"
+        or sop_class in FOR_PROCESSING_CLASSES,
+    )
+
+
+def _age_years(dataset: Dataset) -> float | None:
+    """The age at the examination: Patient's Age ("nnnD/W/M/Y"), else birth date to study date."""
+    try:
+        text = str(dataset.get("PatientAge", "") or "").strip().upper()
+        if len(text) == 4 and text[:3].isdigit() and text[3] in AGE_UNITS:
+            return _plausible(int(text[:3]) * AGE_UNITS[text[3]])
+        birth = _date(dataset.get("PatientBirthDate"))
+        for keyword in EXAMINATION_DATES:
+            seen = _date(dataset.get(keyword))
+            if birth is not None and seen is not None:
+                return _plausible((seen - birth).days / 365.25)
+    except Exception:
+        pass
+    return None
+
+
+def _date(value):
+    """A DA value (YYYYMMDD) as a date, or None."""
+    text = str(value or "").strip()
+    try:
+        return datetime.datetime.strptime(text[:8], "%Y%m%d").date() if len(text) >= 8 else None
+    except ValueError:
+        return None
+
+
+def _plausible(years: float) -> float | None:
+    return years if 0 <= years <= OLDEST_PLAUSIBLE_AGE else None

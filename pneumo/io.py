@@ -1,7 +1,8 @@
 """Reading films: JPEG, PNG, TIFF, BMP and DICOM, from a path or from bytes.
 
 :func:`read_film` is the one entry point. It tells the file's type from its first bytes,
-reads raster images here with Pillow and hands DICOM files to :mod:`pneumo.dicom`; every
+reads raster images here with Pillow and hands DICOM files (with the preamble, or a bare
+data set that starts as one would) to :mod:`pneumo.dicom`; every
 film comes back as a :class:`Film`: one grayscale frame as float32 in [0, 1] (0 = black,
 as displayed), plus the few facts about the file that are safe to show.
 
@@ -36,7 +37,41 @@ FILM_TYPES = tuple(suffix.removeprefix(".") for suffix in FILM_SUFFIXES)
 
 
 class FilmReadError(ValueError):
-    """A file that cannot be read as a film; the message is one sentence for the user."""
+    """A file that cannot be read as a film; the message is one sentence for the user.
+
+    ``header`` holds what a DICOM file's header says about the examination when the header
+    could be read (:class:`HeaderFacts`), so that its intended-use checks still apply.
+    """
+
+    header: HeaderFacts | None = None
+
+
+@dataclass(frozen=True)
+class HeaderFacts:
+    """What a DICOM header says about the examination, for the intended-use checks.
+
+    Codes and one derived age only: never a name, an identifier or a date. An empty string
+    (or None) means the header did not say; :mod:`pneumo.guard.header` reads these.
+
+    Attributes:
+        modality: the Modality code, upper case ("DX", "CT", ...).
+        body_part: Body Part Examined, upper case, as written (a code or vendor free text).
+        view_position: View Position, upper case ("AP", "PA", "LL", ...).
+        view_codes: the View Code Sequence's code values.
+        view_meanings: the same codes' meanings, lower case ("left lateral", ...).
+        age_years: the patient's age at the examination, from Patient's Age or else from the
+            birth date and the study (or acquisition) date; None when neither gives one.
+        for_processing: True when the image is raw detector data (Presentation Intent Type
+            "FOR PROCESSING", or a "For Processing" storage class).
+    """
+
+    modality: str = ""
+    body_part: str = ""
+    view_position: str = ""
+    view_codes: tuple[str, ...] = ()
+    view_meanings: tuple[str, ...] = ()
+    age_years: float | None = None
+    for_processing: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +87,7 @@ class Film:
         colourfulness: how much colour the file held before grayscale conversion: the
             spread of its RGB pixels (in [0, 1]) beyond a single tint, 0 for grayscale files
             and for grey or evenly tinted (sepia, bluish) scans. Read by pneumo.guard.detector.
+        header: what a DICOM header says about the examination (None for other files).
     """
 
     pixels: np.ndarray
@@ -60,6 +96,7 @@ class Film:
     metadata: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     colourfulness: float = 0.0
+    header: HeaderFacts | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -83,23 +120,63 @@ def read_film(source: str | Path | bytes) -> Film:
     data = _read_bytes(source)
     if not data:
         raise FilmReadError("The file is empty.")
-    if len(data) >= 132 and data[128:132] == b"DICM":  # the DICOM preamble (PS3.10 7.1)
-        from pneumo.dicom import read_dicom  # here: pneumo.dicom builds on this module
-
-        film = read_dicom(data)
+    # The DICOM preamble and marker (PS3.10 7.1), or a bare data set.
+    if (len(data) >= 132 and data[128:132] == b"DICM") or looks_like_bare_dicom(data):
+        film = _read_dicom(data)
     elif data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         raise FilmReadError("This is a ZIP archive, not an image: extract the films first.")
     else:
         film = _read_raster(data)
     height, width = film.pixels.shape
     if min(height, width) < MIN_SIDE:
-        raise FilmReadError(
+        error = FilmReadError(
             f"The image is {width} x {height} pixels, too small to be a chest film "
             f"(at least {MIN_SIDE} pixels a side)."
         )
+        error.header = film.header
+        raise error
     if not np.isfinite(film.pixels).all():
         raise FilmReadError("The image holds values that are not numbers (NaN or infinity).")
     return film
+
+
+# Value representations (PS3.5 6.2): an explicit VR element names one of these after its tag.
+DICOM_VRS = frozenset(
+    "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL "
+    "UN UR US UT UV".split()
+)
+
+
+def looks_like_bare_dicom(data: bytes) -> bool:
+    """True when a file without the DICOM preamble starts as a DICOM data set would.
+
+    Older CR exports write the data set alone (PS3.10 7.1 without its 128 bytes and
+    ``DICM``). The first element must be in group 0x0002 (file meta) or 0x0008 (identifying),
+    little endian, then either an explicit VR or an implicit VR length that fits the file;
+    or in group 0x0008, big endian, with an explicit VR (there is no implicit big endian).
+    """
+    if len(data) < 8:
+        return False
+    if data[0] == 0 and data[1] == 0x08 and data[2] < 0x20:  # explicit VR big endian
+        return data[4:6].decode("latin-1") in DICOM_VRS
+    if data[1] != 0 or data[0] not in (0x02, 0x08) or data[3] >= 0x20:
+        return False
+    vr = data[4:6].decode("latin-1")
+    if vr in DICOM_VRS:
+        return True
+    length = int.from_bytes(data[4:8], "little")
+    return length < 0x1000 and 8 + length <= len(data)
+
+
+def _read_dicom(data: bytes) -> Film:
+    """:func:`pneumo.dicom.read_dicom`, with what the header says attached to any error."""
+    from pneumo.dicom import read_dicom, read_header  # here: pneumo.dicom builds on this module
+
+    try:
+        return read_dicom(data)
+    except FilmReadError as err:
+        err.header = read_header(data)
+        raise
 
 
 def _read_bytes(source: str | Path | bytes) -> bytes:

@@ -22,7 +22,7 @@ from pneumo import store
 from pneumo.render.wording import DISCLAIMER, format_probability
 from pneumo.store import ModelStoreError
 from tests.support.data import real_films
-from tests.support.dicom_films import IDENTIFIERS, make_dicom
+from tests.support.dicom_films import IDENTIFIERS, encode_dicom, make_dicom
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -165,6 +165,27 @@ def test_dicom_shows_safe_metadata_only(model_name) -> None:
     assert "DICOM header" in text and "**AP**" in text and "**DX**" in text and "20240315" in text
     for secret in ("Doe", *IDENTIFIERS.values()):
         assert secret not in text
+
+
+def test_a_header_outside_the_intended_use_is_refused_with_its_reason(model_name) -> None:
+    film = np.asarray(Image.open(real_films("NORMAL", 1)[0]).convert("L"))
+    lateral = encode_dicom(film, ViewPosition="LL")
+    adult = encode_dicom(film, PatientAge="081Y")
+    at = _upload(_open(PAGES[1]), ("lateral.dcm", lateral, "application/dicom"))
+    assert not at.exception and not at.image and not at.toggle  # no model ran: nothing to show anyway
+    assert any("`lateral.dcm` was not assessed" in w.value and "lateral view" in w.value for w in at.warning)
+    at = _upload(_open(PAGES[1]), ("adult.dcm", adult, "application/dicom"), ("lateral.dcm", lateral,
+                                                                               "application/dicom"))
+    table = at.dataframe[0].value
+    assert list(table["status"]) == ["rejected", "rejected"]
+    assert "adult (18 years or over)" in table["message"][0] and "081" not in table["message"][0]
+
+
+def test_a_child_older_than_the_trained_ages_is_read_with_a_warning(model_name) -> None:
+    film = np.asarray(Image.open(real_films("NORMAL", 1)[0]).convert("L"))
+    at = _upload(_open(PAGES[1]), ("older.dcm", encode_dicom(film, PatientAge="010Y"), "application/dicom"))
+    assert not at.exception and at.image
+    assert any("6 to 11 years" in w.value for w in at.warning)
 
 
 def _kaggle_folder(root: Path) -> Path:

@@ -35,7 +35,7 @@ UPLOAD_TO_OVERLAY_LIMIT_S = 10.0  # the target is 2 s; this bound only catches a
 OVERLAY_CAPTION = "where the model looked for pneumonia"
 
 if not CHROMIUM.exists():
-    pytest.skip(f"the browser tests need Debian's Chromium at {CHROMIUM} (make chromium)",
+    pytest.skip(f"the browser tests need Debian's Chromium at {CHROMIUM} (make debian-tools)",
                 allow_module_level=True)
 try:
     store.default_model_name()

@@ -36,7 +36,7 @@ def loaded() -> store.LoadedModel:
 @pytest.mark.browser
 def test_eight_sessions_at_once_each_get_their_own_result(loaded: store.LoadedModel, tmp_path: Path) -> None:
     if not CHROMIUM.exists():
-        pytest.skip(f"needs Debian's Chromium at {CHROMIUM} (make chromium)")
+        pytest.skip(f"needs Debian's Chromium at {CHROMIUM} (make debian-tools)")
     pytest.importorskip("playwright.async_api")
     from pneumo.inference.predict import Classifier
 

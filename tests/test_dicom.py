@@ -168,21 +168,48 @@ def test_dicom_identifiers_never_reach_the_film(gray):
 
 
 @pytest.mark.parametrize(
-    ("transfer_syntax", "name"),
+    ("transfer_syntax", "name", "reason"),
     [
-        (uid.JPEG2000Lossless, "JPEG 2000"),  # Pillow can decode it, but the data is garbage
-        (uid.JPEGLSLossless, "JPEG-LS"),
-        (uid.RLELossless, "RLE"),
+        # A decoder is installed (requirements.txt): the data is damaged.
+        (uid.JPEG2000Lossless, "JPEG 2000", "the compressed data is damaged"),
+        (uid.JPEGLSLossless, "JPEG-LS", "the compressed data is damaged"),
+        (uid.JPEGLosslessSV1, "JPEG Lossless", "the compressed data is damaged"),
+        (uid.JPEGExtended12Bit, "JPEG Extended", "the compressed data is damaged"),
+        (uid.HTJ2KLossless, "High-Throughput JPEG 2000", "the compressed data is damaged"),
+        (uid.RLELossless, "RLE", "the compressed data is damaged"),
+        # Syntaxes pydicom knows but no installed decoder handles.
+        (uid.JPEG2000MCLossless, "JPEG 2000 Part 2", "no decoder for it is installed"),
+        (uid.MPEG2MPML, "MPEG2", "no decoder for it is installed"),
     ],
 )
-def test_undecodable_compressed_dicom_names_its_syntax(transfer_syntax, name, gray):
+def test_undecodable_compressed_dicom_names_its_syntax(transfer_syntax, name, reason, gray):
     garbage = b"\xff\x4f\xff\x51" + bytes(range(256)) * 4
     data = encode_dicom(gray, transfer_syntax=transfer_syntax, pixel_data=encapsulate([garbage]))
     with pytest.raises(FilmReadError) as raised:
         read_film(data)
     message = str(raised.value)
-    assert name in message and "cannot be decoded" in message, message
+    assert name in message and "cannot be decoded" in message and reason in message, message
     assert_one_sentence(message)
+
+
+def test_a_decoder_panic_is_a_damaged_film(gray, monkeypatch):
+    # A Rust decoder (pylibjpeg-rle, should pydicom find it installed) panics on damaged data
+    # with pyo3's PanicException, a BaseException: it must still read as damaged pixel data.
+    PanicException = type("PanicException", (BaseException,), {})
+
+    def raising(error: BaseException):
+        def decode(*args, **kwargs):
+            raise error
+        return decode
+
+    data = encode_dicom(gray, transfer_syntax=uid.RLELossless,
+                        pixel_data=encapsulate([b"\x00" * 64]))
+    monkeypatch.setattr("pydicom.pixels.pixel_array", raising(PanicException("out of bounds")))
+    with pytest.raises(FilmReadError, match="RLE.*damaged"):
+        read_film(data)
+    monkeypatch.setattr("pydicom.pixels.pixel_array", raising(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):  # anything else goes on up
+        read_film(data)
 
 
 def test_a_deflate_bomb_dicom_is_refused(gray, monkeypatch):

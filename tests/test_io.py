@@ -34,6 +34,7 @@ from pneumo.io import (
 )
 from pneumo.preprocess import to_model_input
 from tests.support.dicom_films import (
+    as_bare_dataset,
     as_dicom_12bit_windowed,
     as_dicom_multiframe,
     as_dicom_voi_lut,
@@ -432,6 +433,9 @@ def seeds(gray, jpeg_bytes) -> list[bytes]:
         encode_dicom(small, transfer_syntax=uid.DeflatedExplicitVRLittleEndian),
         as_palette_png(small),
         encode(Image.fromarray(small).convert("CMYK"), "JPEG"),
+        # Bare data sets (no preamble): read with pydicom's force, so damage must stay contained.
+        as_bare_dataset(encode_dicom(small), implicit_vr=True),
+        as_bare_dataset(as_dicom_12bit_windowed(small), implicit_vr=False),
     ]
 
 

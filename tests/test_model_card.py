@@ -90,3 +90,13 @@ def test_explanation_targets_are_the_stored_figures_judged():
     assert rows and rows == target_rows(check_targets(stored))
     assert {row["met"] for row in rows} <= {"yes", "no", "n/a"}
     assert model_card.explanation_target_rows({}) == []
+
+
+def test_header_check_rows_follow_the_rules():
+    from pneumo.guard import header
+
+    rows = {row["Check"]: row for row in model_card.header_check_rows()}
+    assert list(rows) == ["Modality", "Raw detector data", "Body part", "View", "Age"]
+    assert rows["Modality"]["Read"].startswith(", ".join(header.RADIOGRAPHY))
+    assert all(band in rows["Age"]["Read"] for _, _, band in header.AGE_BANDS)
+    assert rows["Age"]["Refused"].startswith(f"{header.ADULT_AGE:.0f} years and over")

@@ -86,3 +86,13 @@ def test_pdf_colours_are_the_palettes():
     assert "0.3529 0.3922 0.4314 rg" in text and fill(palette.PDF_MUTED_COLOUR) == "0.3529 0.3922 0.4314"
     assert "0.6275 0.3529 0 rg" in text and fill(palette.PDF_WARNING_COLOUR) == "0.6275 0.3529 0"
     assert "0.9412 0.9569 0.9686 rg" in text and fill(palette.PDF_PANEL_COLOUR) == "0.9412 0.9569 0.9686"
+
+
+def test_pdf_prints_the_warnings_and_an_out_of_scope_reason():
+    plain = _page_text(pdf.case_report_pdf(_case()))
+    assert "OUT OF SCOPE" not in plain and "read this result with extra care" not in plain
+    warned = _page_text(pdf.case_report_pdf(_case(
+        warnings=("The header gives the patient's age as 6 to 11 years; read this result with extra care.",),
+        out_of_scope="The image does not look like the frontal chest films.")))
+    assert "6 to 11 years" in warned and "read this result with extra care" in warned
+    assert "OUT OF SCOPE: The image does not look like the frontal chest films." in warned

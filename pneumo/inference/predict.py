@@ -17,6 +17,7 @@ import numpy as np
 
 from pneumo.guard.detector import Guard, ScopeVerdict
 from pneumo.guard.features import feature_model, model_outputs
+from pneumo.guard.header import check_header
 from pneumo.guard.persist import load_guard
 from pneumo.inference.sites import Site, SiteError, load_site
 from pneumo.io import Film, FilmReadError, read_film
@@ -69,8 +70,11 @@ class Assessment:
 
     ``film`` is kept in memory for display and explanation; it is never written anywhere.
     A ``rejected`` film (out of scope) has no label, its reason in ``message`` and in
-    ``out_of_scope_reason``; its ``p_pneumonia`` is still computed, for an expert's
-    "show anyway", but never written to the CSV row.
+    ``out_of_scope_reason``; when the image guard refused it, its ``p_pneumonia`` is still
+    computed, for an expert's "show anyway", but never written to the CSV row. A film its
+    DICOM header puts outside the intended use (:mod:`pneumo.guard.header`) is refused
+    before the model runs: no ``p_pneumonia`` at all. ``warnings`` are sentences to show
+    beside a result (an age outside the trained range); they lead ``message`` too.
     """
 
     source: str
@@ -82,6 +86,7 @@ class Assessment:
     out_of_scope_reason: str = ""
     scope_checked: bool = False  # False when the model has no guard (nothing was checked)
     site: str = ""  # the site calibration in effect, "" for the model's own operating point
+    warnings: tuple[str, ...] = ()
 
     def row(self) -> dict:
         """The CSV row (:data:`CSV_FIELDS`): p_pneumonia for ``ok`` rows only, site "" without one."""
@@ -210,7 +215,19 @@ class Classifier:
             except FilmReadError as err:
                 yield from self._flush(pending)
                 pending = []
-                yield Assessment(source=name, status=STATUS_ERROR, message=str(err), site=self.site_name)
+                header = check_header(err.header)
+                # A header that says what the file is outside the intended use is believed even
+                # when its pixels cannot be read (a CT dose grid, an undecodable ultrasound).
+                status, message = (STATUS_REJECTED, header.reason) if header.refused else (STATUS_ERROR, str(err))
+                yield Assessment(source=name, status=status, message=message, site=self.site_name,
+                                 out_of_scope_reason=header.reason, scope_checked=header.refused)
+                continue
+            header = check_header(film.header)
+            if header.refused:  # the header said what the film is: no model runs
+                yield from self._flush(pending)
+                pending = []
+                yield Assessment(source=name, status=STATUS_REJECTED, message=header.reason, film=film,
+                                 out_of_scope_reason=header.reason, scope_checked=True, site=self.site_name)
                 continue
             pending.append((name, film))
             if len(pending) >= batch_size:
@@ -241,11 +258,13 @@ class Classifier:
             yield self._assessment(name, film, float(p), verdict)
 
     def _assessment(self, name: str, film: Film, p: float, verdict: ScopeVerdict | None) -> Assessment:
-        notes = " ".join(film.notes)
+        warnings = check_header(film.header).warnings
+        notes = " ".join((*warnings, *film.notes))
         if verdict is not None and not verdict.in_scope:
             message = f"{verdict.reason} {notes}".strip()
             return Assessment(source=name, status=STATUS_REJECTED, p_pneumonia=p, message=message,
                               film=film, out_of_scope_reason=verdict.reason, scope_checked=True,
-                              site=self.site_name)
+                              site=self.site_name, warnings=warnings)
         return Assessment(source=name, status=STATUS_OK, p_pneumonia=p, label=self.label_for(p),
-                          message=notes, film=film, scope_checked=verdict is not None, site=self.site_name)
+                          message=notes, film=film, scope_checked=verdict is not None, site=self.site_name,
+                          warnings=warnings)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pneumo.inference import explain
-from pneumo.inference.predict import Assessment, Classifier
+from pneumo.inference.predict import STATUS_REJECTED, Assessment, Classifier
 from pneumo.io import Film
 from pneumo.preprocess import to_display
 from pneumo.render.pdf import CaseReport
@@ -100,5 +100,6 @@ def case_report(view: FilmView, item: Assessment, classifier: Classifier,
         film=view.film, overlay=view.overlay, p_pneumonia=item.p_pneumonia, threshold=classifier.threshold,
         model_name=classifier.loaded.name, model_version=classifier.loaded.version, method=view.method_name,
         interval=interval, classes=tuple(classifier.classes), metadata=dict(item.film.metadata),
-        attention_outside=view.warning is not None, site=classifier.site_name,
+        attention_outside=view.warning is not None, site=classifier.site_name, warnings=item.warnings,
+        out_of_scope=item.out_of_scope_reason if item.status == STATUS_REJECTED else "",
     )

@@ -291,3 +291,22 @@ def guard_sentence(guard: dict) -> str:
             "thresholds were set on (validation, or an ensemble's first member's held-out films), "
             f"{validation.get('rejected', '?')} of {validation.get('n', '?')} real films were refused; "
             f"AUROC against the out-of-scope evaluation set: {auroc}.")
+
+
+def header_check_rows() -> list[dict]:
+    """The intended-use checks a DICOM header gets before the model runs, as table rows."""
+    from pneumo.guard import header
+
+    warned = "; ".join(band for _, _, band in header.AGE_BANDS)
+    return [
+        {"Check": "Modality", "Read": ", ".join(header.RADIOGRAPHY) + "; OT or none: the image checks decide",
+         "Refused": "every other modality (CT, MR, US, NM, PT, XA, RF, MG, ...), named in words"},
+        {"Check": "Raw detector data", "Read": "For Presentation images",
+         "Refused": "Presentation Intent Type FOR PROCESSING, or a For Processing storage class"},
+        {"Check": "Body part", "Read": "chest (CHEST, THORAX, LUNG and local spellings) or not stated",
+         "Refused": "any other body part, named in words"},
+        {"Check": "View", "Read": "frontal (AP, PA) or not stated",
+         "Refused": "lateral (View Position LL or RL, or a lateral view code) and oblique views"},
+        {"Check": "Age", "Read": f"1 to 5 years, or not stated; with a warning: {warned}",
+         "Refused": f"{header.ADULT_AGE:.0f} years and over (adults; the band is named, never the age)"},
+    ]

@@ -56,6 +56,8 @@ class CaseReport:
         attention_outside: whether the map's weight lies mostly at the film's border.
         created: when the report was made (UTC); now when not given.
         site: the site calibration in effect, "" for the model's own operating point.
+        warnings: sentences printed beside the result (an age outside the trained range).
+        out_of_scope: the refusal reason of a film shown anyway by an expert ("" otherwise).
     """
 
     film: np.ndarray
@@ -71,6 +73,8 @@ class CaseReport:
     attention_outside: bool = False
     created: datetime | None = None
     site: str = ""
+    warnings: tuple[str, ...] = ()
+    out_of_scope: str = ""
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -106,6 +110,7 @@ def case_report_pdf(report: CaseReport) -> bytes:
     pdf.add_page()
     _write_heading(pdf, created)
     _write_verdict(pdf, verdict.text, verdict.colour)
+    _write_cautions(pdf, report)
     _write_facts(pdf, _facts(report))
     _write_images(pdf, report)
     _write_footer(pdf, report.attention_outside)
@@ -151,6 +156,21 @@ def _write_verdict(pdf: FPDF, text: str, colour: str) -> None:
     pdf.cell(0, 10, _latin1(text), new_x="LMARGIN", new_y="NEXT")
     pdf.set_text_color(*rgb(PDF_TEXT_COLOUR))
     pdf.ln(1)
+
+
+def _write_cautions(pdf: FPDF, report: CaseReport) -> None:
+    """The refusal of a film shown anyway, and the warnings, in the warning colour under the verdict."""
+    lines = [f"OUT OF SCOPE: {report.out_of_scope} The result below is not a valid assessment."
+             ] if report.out_of_scope else []
+    lines += list(report.warnings)
+    if not lines:
+        return
+    pdf.set_font("Helvetica", "B", 10)
+    pdf.set_text_color(*rgb(PDF_WARNING_COLOUR))
+    for line in lines:
+        pdf.multi_cell(0, 5, _latin1(line), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_text_color(*rgb(PDF_TEXT_COLOUR))
+    pdf.ln(2)
 
 
 def _write_facts(pdf: FPDF, facts: list[tuple[str, str]]) -> None:

@@ -34,7 +34,10 @@ LIMITS = [
     "films from other hospitals, machines and periods are expected to score lower than the card's "
     "figures: 'python -m pneumo calibrate-site' measures the model on a site's own labelled films and "
     "adapts its temperature and threshold.",
-    "Children aged one to five only; not for adults, neonates, lateral views or CT.",
+    "Children aged one to five only; not for adults, neonates, lateral views or CT. A DICOM header that "
+    "says otherwise (another modality or body part, a lateral or oblique view, raw detector data, an "
+    "age of 18 or over) is refused before the model runs; an age under 1 or of 6 to 17 is read with a "
+    "warning. Without such a header only the image checks stand guard, and they pass many adult films.",
     "Two classes only (normal, pneumonia); other findings (effusion, pneumothorax, foreign body, "
     "lines and tubes, cardiomegaly) are neither detected nor excluded.",
     "Bacterial and viral pneumonia are not told apart.",
