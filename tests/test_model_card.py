@@ -76,7 +76,7 @@ def test_architecture_facts_and_guard_sentence():
     assert facts["Calibration"] == "temperature scaling, T = 0.641"
     assert facts["Operating threshold"].startswith("0.3398: ")
     sentence = model_card.guard_sentence(loaded.card["guard"])
-    assert "7 of 1043 real films were refused" in sentence and sentence.endswith("evaluation set: 1.0000.")
+    assert "9 of 1043 real films were refused and 50 were read with a note" in sentence and sentence.endswith("evaluation set: 1.0000.")
     assert model_card.guard_sentence({}).endswith("? of ? real films were refused; AUROC against the "
                                                   "out-of-scope evaluation set: n/a.")
 

@@ -111,3 +111,17 @@ def test_the_classifier_is_complete_when_built_and_never_changes(tiny_model, pne
     shared.predict_film(film)
     after = vars(shared)
     assert after.keys() == before.keys() and all(after[key] is before[key] for key in before)
+
+
+def test_a_flagged_film_in_scope_is_read_with_the_guards_warning(classifier, normal_film, monkeypatch):
+    from pneumo.guard.detector import WARNING, ScopeVerdict
+
+    plain = classifier.assess(normal_film)
+    flagged = ScopeVerdict(True, "", "", -0.5, (), WARNING, ("features",))
+    monkeypatch.setattr(classifier, "_judge", lambda inputs, films: (np.full(len(films), plain.p_pneumonia),
+                                                                     [flagged] * len(films)))
+    result = classifier.assess(normal_film)
+    assert result.status == STATUS_OK and result.label == plain.label
+    assert result.warnings == (WARNING,) and result.message.startswith(WARNING)
+    assert result.row()["message"].startswith(WARNING)
+    assert plain.warnings == ()

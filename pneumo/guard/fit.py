@@ -12,7 +12,7 @@ from pneumo.guard.estimators import MultinomialLogistic, PCAResidual, ShrunkMaha
 from pneumo.guard.evaluation_set import out_of_scope_figures
 from pneumo.guard.features import POOL_LAYER, feature_model, film_statistics, films_of, layout_vector, model_outputs
 from pneumo.guard.persist import save_guard
-from pneumo.guard.thresholds import TARGET_REJECTION, choose_thresholds, validation_figures
+from pneumo.guard.thresholds import TARGET_FLAG, TARGET_REJECTION, choose_thresholds, validation_figures
 from pneumo.guard.transforms import layout_examples
 from pneumo.store import LoadedModel
 
@@ -62,12 +62,13 @@ def fit_guard(loaded: LoadedModel, train_inputs: np.ndarray, val_inputs: np.ndar
         _, val_pooled = model_outputs(two_headed, val_inputs)
     films = np.asarray(train_inputs[chosen], dtype=np.float32)[..., 0] / 255.0
     arrays = fit_learned_parts(films, train_pooled, rng, max_layout)
-    settings = {"version": 1, "input_size": size, "pool_layer": POOL_LAYER}
+    settings = {"version": 2, "input_size": size, "pool_layer": POOL_LAYER}
     val_scores, _ = Guard(arrays, settings).scores(val_inputs, val_pooled, films_of(val_inputs))
     checks = choose_thresholds(val_scores, val_groups, seed)
     settings = {
         **settings,
         "target_rejection_rate": TARGET_REJECTION,
+        "target_flag_rate": TARGET_FLAG,
         "checks": checks,
         "validation": validation_figures(val_scores, checks, val_groups, seed),
         "fitted_on": {"n_train": int(len(chosen)), "n_train_layout": int(min(len(chosen), max_layout)),
@@ -75,7 +76,9 @@ def fit_guard(loaded: LoadedModel, train_inputs: np.ndarray, val_inputs: np.ndar
     }
     log(f"guard: {settings['validation']['rejected']} of {len(val_inputs)} validation films refused "
         f"({settings['validation']['rejection_rate']:.2%}; cross-fitted "
-        f"{settings['validation']['cross_fitted_rejection_rate']:.2%})")
+        f"{settings['validation']['cross_fitted_rejection_rate']:.2%}); "
+        f"{settings['validation']['flagged']} flagged ({settings['validation']['flag_rate']:.2%}; "
+        f"cross-fitted {settings['validation']['cross_fitted_flag_rate']:.2%})")
     return Guard(arrays, settings)
 
 

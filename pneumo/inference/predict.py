@@ -259,6 +259,8 @@ class Classifier:
 
     def _assessment(self, name: str, film: Film, p: float, verdict: ScopeVerdict | None) -> Assessment:
         warnings = check_header(film.header).warnings
+        if verdict is not None and verdict.warning:
+            warnings += (verdict.warning,)
         notes = " ".join((*warnings, *film.notes))
         if verdict is not None and not verdict.in_scope:
             message = f"{verdict.reason} {notes}".strip()

@@ -287,10 +287,12 @@ def guard_sentence(guard: dict) -> str:
     """What the card's out-of-scope guard refused on real films and how well it detects the rest."""
     validation = guard.get("validation", {})
     auroc = format_number(guard.get("out_of_scope", {}).get("auroc"), 4)
+    flagged = (f" and {validation['flagged']} were read with a note that they are less typical of the "
+               "training films" if "flagged" in validation else "")
     return ("Films that are not frontal chest films of young children are refused. On the films its "
             "thresholds were set on (validation, or an ensemble's first member's held-out films), "
-            f"{validation.get('rejected', '?')} of {validation.get('n', '?')} real films were refused; "
-            f"AUROC against the out-of-scope evaluation set: {auroc}.")
+            f"{validation.get('rejected', '?')} of {validation.get('n', '?')} real films were refused"
+            f"{flagged}; AUROC against the out-of-scope evaluation set: {auroc}.")
 
 
 def header_check_rows() -> list[dict]:

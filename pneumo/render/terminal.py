@@ -66,6 +66,9 @@ def format_guard(name: str, section: dict) -> str:
     lines = [f"out-of-scope guard of model {name}",
              (f"validation films refused  {validation['rejected']} of {validation['n']} "
               f"({validation['rejection_rate']:.2%}; cross-fitted {validation['cross_fitted_rejection_rate']:.2%})"),
+             *([f"validation films flagged  {validation['flagged']} of {validation['n']} "
+                f"({validation['flag_rate']:.2%}; cross-fitted {validation['cross_fitted_flag_rate']:.2%}), "
+                "read with a note"] if "flagged" in validation else []),
              (f"AUROC, validation films against {ood['n_out_of_scope']} out-of-scope images: "
               f"{ood['auroc']:.4f}"), "",
              f"{'kind':<28}{'n':>5}{'AUROC':>9}{'refused':>9}{'named':>8}"]
