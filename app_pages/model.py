@@ -232,6 +232,9 @@ def explanations_ui(loaded: LoadedModel) -> None:
                "where a field is missing or empty, the image checks decide alone.")
     st.dataframe(pd.DataFrame(model_card.header_check_rows()), hide_index=True, width="stretch",
                  key="header_checks")
+    measured = model_card.header_checks_sentence(loaded.card)
+    if measured:
+        st.caption(measured)
 
 
 def main() -> None:

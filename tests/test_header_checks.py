@@ -3,6 +3,10 @@ never a tag's value; a header that says nothing leaves the image checks to decid
 
 from __future__ import annotations
 
+import collections
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -14,6 +18,8 @@ from pneumo.inference.predict import STATUS_OK, STATUS_REJECTED, Classifier
 from pneumo.io import HeaderFacts, read_film
 from tests.support.data import real_films
 from tests.support.dicom_films import encode_dicom
+
+CARD = Path(__file__).resolve().parent.parent / "model_store" / "cnn160x5" / "card.json"
 
 
 @pytest.fixture(scope="module")
@@ -241,6 +247,10 @@ def test_public_files_of_other_modalities_are_refused_naming_them(classifier):
         words = MODALITY_WORDS[named[result.source]]
         assert result.status == STATUS_REJECTED, (result.source, result.message)
         assert result.message.startswith(f"This is {words}, not a radiograph"), result.message
+    # The model card states these figures: they must be what this measures.
+    stated = json.loads(CARD.read_text())["header_checks"]["public_files"]
+    assert stated["n"] == stated["refused_naming_modality"] == len(results)
+    assert stated["modalities"] == dict(collections.Counter(named.values()))
 
 
 def test_a_bare_big_endian_data_set_without_pixels_is_refused_by_its_header(classifier):

@@ -100,3 +100,11 @@ def test_header_check_rows_follow_the_rules():
     assert rows["Modality"]["Read"].startswith(", ".join(header.RADIOGRAPHY))
     assert all(band in rows["Age"]["Read"] for _, _, band in header.AGE_BANDS)
     assert rows["Age"]["Refused"].startswith(f"{header.ADULT_AGE:.0f} years and over")
+
+
+def test_header_checks_sentence_states_the_cards_figures():
+    card = json.loads(CARD.read_text())
+    sentence = model_card.header_checks_sentence(card)
+    public = card["header_checks"]["public_files"]
+    assert sentence.startswith(f"Of {public['n']} public DICOM files") and "9 CT" in sentence
+    assert model_card.header_checks_sentence({}) is None

@@ -312,3 +312,13 @@ def header_check_rows() -> list[dict]:
         {"Check": "Age", "Read": f"1 to 5 years, or not stated; with a warning: {warned}",
          "Refused": f"{header.ADULT_AGE:.0f} years and over (adults; the band is named, never the age)"},
     ]
+
+
+def header_checks_sentence(card: dict) -> str | None:
+    """What the card records of the header checks on public files (None when it records nothing)."""
+    public = (card.get("header_checks") or {}).get("public_files")
+    if not public:
+        return None
+    kinds = ", ".join(f"{n} {modality}" for modality, n in public.get("modalities", {}).items())
+    return (f"Of {public['n']} public DICOM files whose header names another modality ({kinds}), "
+            f"{public['refused_naming_modality']} are refused naming it ({public['source'].split(' whose')[0]}).")
