@@ -30,8 +30,9 @@ from pneumo.inference.predict import Assessment, Classifier
 from pneumo.inference.sites import Site, SiteError
 from pneumo.io import Film
 from pneumo.preprocess import to_model_input
+from pneumo.render import model_card
 from pneumo.stats import metrics
-from pneumo.store import LoadedModel, ModelStoreError
+from pneumo.store import LoadedModel, ModelStoreError, SubtypeModel
 
 MODEL_KEY = "model_name"
 """Session state: the model chosen on the model page, used by every page."""
@@ -44,7 +45,7 @@ PROGRESS_STEPS = 50
 
 
 class ModelRef(NamedTuple):
-    """Which model: its name, its store folder and its card's sha256 (a new file is a new key)."""
+    """Which model: its name, its store folder and its files' sha256 (a new model or subtype file is a new key)."""
 
     name: str
     store: str
@@ -65,7 +66,8 @@ def current_ref() -> ModelRef:
     chosen = st.session_state.get(MODEL_KEY)
     name = chosen if chosen in store.list_models() else store.default_model_name()
     card = store.read_card(name)
-    return ModelRef(name, str(store.store_dir()), str(card.get("sha256", "")))
+    subtype = (card.get("subtype") or {}).get("sha256")
+    return ModelRef(name, str(store.store_dir()), str(card.get("sha256", "")) + (f"+{subtype}" if subtype else ""))
 
 
 def choose_model(name: str) -> None:
@@ -139,11 +141,17 @@ def load_classifier(name: str, store_path: str, sha256: str, site: str = "",
     return classifier
 
 
-@st.cache_resource(show_spinner="Preparing the explanations...", max_entries=4)
-def load_explainer(name: str, store_path: str, sha256: str) -> Explainer:
-    """The model's Explainer (it clones the model, so it is built once per model), warmed up."""
+@st.cache_resource(show_spinner="Preparing the explanations...", max_entries=8)
+def load_explainer(name: str, store_path: str, sha256: str, target: str = "pneumonia",
+                   subtype_sha256: str = "", _subtype: SubtypeModel | None = None) -> Explainer:
+    """The model's Explainer for one target (it clones the network, so it is built once per model and target), warmed up.
+
+    For ``target="subtype"``, ``_subtype`` is the loaded subtype model (the classifier's, not
+    hashed) and ``subtype_sha256`` its file's digest, which keys the cache so a retrained
+    subtype model is explained anew.
+    """
     loaded = load_model(name, store_path, sha256)
-    explainer = Explainer(loaded)
+    explainer = Explainer(loaded, target, _subtype) if target == "subtype" else Explainer(loaded)
     warm_input = to_model_input(data.synthetic_film(loaded.input_size), loaded.input_size)
     explainer.heatmap(warm_input, "gradcam")
     return explainer
@@ -178,16 +186,23 @@ def stored_profile(name: str, store_path: str, sha256: str) -> dict | None:
     return store.read_profile(name, store_path)
 
 
+def _validation(name: str, store_path: str, part: str) -> dict:
+    card = store.read_card(name, store_path)
+    if part == "subtype":
+        return model_card.subtype_validation(card["subtype"])
+    return card["validation"]
+
+
 @st.cache_data(show_spinner=False, max_entries=8)
-def threshold_sweep(name: str, store_path: str, sha256: str) -> dict:
-    """Validation figures at thresholds 0, 0.01, ... 1 for the model's card."""
-    return metrics.threshold_sweep(store.read_card(name, store_path)["validation"])
+def threshold_sweep(name: str, store_path: str, sha256: str, part: str = "pneumonia") -> dict:
+    """Validation figures at thresholds 0, 0.01, ... 1 for the model's card (``part="subtype"``: its subtype model's)."""
+    return metrics.threshold_sweep(_validation(name, store_path, part))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def validation_at(name: str, store_path: str, sha256: str, threshold: float) -> dict:
-    """Validation figures of the model's card at one threshold."""
-    return metrics.validation_at_threshold(store.read_card(name, store_path)["validation"], threshold)
+def validation_at(name: str, store_path: str, sha256: str, threshold: float, part: str = "pneumonia") -> dict:
+    """Validation figures of the model's card at one threshold (``part="subtype"``: its subtype model's)."""
+    return metrics.validation_at_threshold(_validation(name, store_path, part), threshold)
 
 
 # -- data profiles ------------------------------------------------------------------------------
@@ -266,10 +281,24 @@ def interval_for(classifier: Classifier, ref: ModelRef, file_id: str, film: Film
     return memo[key]
 
 
+def explainer_for(classifier: Classifier, ref: ModelRef, target: str = "pneumonia") -> Explainer:
+    """The cached Explainer of a target: ``"pneumonia"``, or ``"subtype"`` on the classifier's subtype model.
+
+    Raises:
+        ValueError: ``"subtype"`` for a classifier without a subtype model.
+    """
+    if target != "subtype":
+        return load_explainer(*ref)
+    if classifier.subtype is None:
+        raise ValueError(f"model {ref.name!r} has no subtype model to explain")
+    subtype = classifier.subtype
+    return load_explainer(*ref, "subtype", str(subtype.section.get("sha256", "")), _subtype=subtype)
+
+
 def heatmap_for(explainer: Explainer, ref: ModelRef, file_id: str, film: Film, method: str) -> np.ndarray:
-    """A film's map towards pneumonia with one method, computed once per session."""
+    """A film's map with one method towards the explainer's target (pneumonia, or a bacterial pattern), once per session."""
     memo = _memo()
-    key = ("heatmap", ref, file_id, method)
+    key = ("heatmap", ref, file_id, method, explainer.target)
     if key not in memo:
         memo[key] = explainer.heatmap(to_model_input(film, explainer.size), method)
     return memo[key]

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import caches, widgets
-from pneumo.inference.explain import METHODS
+from pneumo.inference.explain import METHODS, TARGETS
 from pneumo.inference.predict import STATUS_OK, STATUS_REJECTED, Assessment, Classifier
 from pneumo.io import FILM_TYPES
 from pneumo.render import charts, diagnosis, pdf, wording
@@ -21,6 +21,7 @@ from pneumo.render.charts import CHART_CONFIG
 from pneumo.render.palette import NEUTRAL_COLOUR
 
 CAM_CHOICES = ("gradcam", "gradcam_pp", "scorecam")
+TARGET_LABELS = {"pneumonia": "Pneumonia", "subtype": "Bacterial pattern"}  # explain.TARGETS as the picker names them
 
 
 def uploader_ui() -> list:
@@ -48,14 +49,24 @@ def explanation_controls_ui() -> tuple[str, float]:
     return method or CAM_CHOICES[0], opacity
 
 
-def legend_ui() -> None:
+def map_target_ui(item: Assessment) -> str:
+    """What the map explains: pneumonia, or (for a film read as pneumonia with a pattern) the bacterial pattern."""
+    if not item.pattern:
+        return "pneumonia"
+    target = st.radio("Map of", tuple(TARGETS), format_func=TARGET_LABELS.get, horizontal=True, key="map_target",
+                      help="Pneumonia: what made the film look like pneumonia. Bacterial pattern: what made "
+                           "the subtype model read it as bacterial rather than viral.")
+    return target or "pneumonia"
+
+
+def legend_ui(words: str = wording.CAM_WORDS) -> None:
     """The overlay's colour scale, drawn from the same stops as the overlay itself."""
     st.image(charts.colour_scale_strip(), width="stretch")
     left, right = st.columns(2)
     left.caption("least weight")
     right.markdown(f"<div style='text-align:right;font-size:0.875rem;color:{NEUTRAL_COLOUR}'>most weight</div>",
                    unsafe_allow_html=True)
-    st.caption(wording.CAM_WORDS)
+    st.caption(words)
 
 
 def metadata_ui(metadata: dict) -> None:
@@ -72,15 +83,29 @@ def probability_ui(item: Assessment, classifier: Classifier, interval: tuple[flo
     st.markdown(diagnosis.probability_text(p, classifier.threshold, interval, classifier.site_name))
     chart = charts.probability_bars(p, classifier.threshold, interval, classifier.classes)
     st.plotly_chart(chart, config=CHART_CONFIG, key="probability_bars")
+    pattern_ui(item, classifier)
+
+
+def pattern_ui(item: Assessment, classifier: Classifier) -> None:
+    """For a film read as pneumonia: its pattern, P(bacterial) as bars, and what the pattern is not."""
+    line = diagnosis.pattern_line(item)
+    if line is None or classifier.subtype is None:
+        return
+    st.markdown(line)
+    chart = charts.pattern_bars(item.p_bacterial, classifier.subtype.threshold, classifier.subtype.classes)
+    st.plotly_chart(chart, config=CHART_CONFIG, key="pattern_bars")
+    st.caption(wording.PATTERN_CAVEAT)
 
 
 def overlay_ui(item: Assessment, file_id: str, classifier: Classifier,
                ref: caches.ModelRef) -> diagnosis.FilmView:
     """The film beside its overlay, with the method and opacity controls and the legend; returns what was shown."""
+    target = map_target_ui(item)
     method, opacity = explanation_controls_ui()
-    heatmap = caches.heatmap_for(caches.load_explainer(*ref), ref, file_id, item.film, method)
+    explainer = caches.explainer_for(classifier, ref, target)
+    heatmap = caches.heatmap_for(explainer, ref, file_id, item.film, method)
     view = diagnosis.film_view(item.film, heatmap, classifier.size, method, opacity, item.p_pneumonia,
-                               classifier.threshold)
+                               classifier.threshold, target, item.pattern)
     left, right = st.columns(2)
     with left:
         st.image(view.film, caption=view.film_caption, width="stretch")
@@ -90,7 +115,7 @@ def overlay_ui(item: Assessment, file_id: str, classifier: Classifier,
             st.warning(view.warning, icon=":material/warning:")
         if view.note:
             st.info(view.note, icon=":material/info:")
-        legend_ui()
+        legend_ui(view.legend)
     return view
 
 
@@ -143,6 +168,9 @@ def results_table_ui(assessments: list[Assessment], classifier: Classifier) -> i
             "file": st.column_config.TextColumn("File"),
             "p_pneumonia": st.column_config.NumberColumn("P(pneumonia)", format="%.4f"),
             "verdict": st.column_config.TextColumn("Verdict"),
+            "pattern": st.column_config.TextColumn("Pattern", help="Bacterial or viral, for films read as "
+                                                                    "pneumonia only"),
+            "p_bacterial": st.column_config.NumberColumn("P(bacterial)", format="%.4f"),
             "status": st.column_config.TextColumn("Status"),
             "message": st.column_config.TextColumn("Message"),
         },
@@ -194,6 +222,9 @@ def main() -> None:
     classifier = caches.load_classifier(*ref, *caches.site_ref(caches.active_site(loaded)))
     caches.load_explainer(*ref)  # built and warmed up before the first upload, not after it
     st.title("Assess chest films")
+    if classifier.subtype_error:
+        st.warning(f"{classifier.subtype_error} Films are read without a bacterial-or-viral pattern.",
+                   icon=":material/warning:")
     files = uploader_ui()
     caches.forget_other_films(ref, [f.file_id for f in files])
     if not files:

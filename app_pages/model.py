@@ -196,6 +196,45 @@ def threshold_explorer_ui(loaded: LoadedModel, ref: caches.ModelRef) -> dict | N
     return chosen
 
 
+def subtype_ui(loaded: LoadedModel, ref: caches.ModelRef) -> None:
+    """The bacterial-or-viral model: figures with intervals, curves and its own threshold explorer."""
+    st.header("Bacterial or viral")
+    section = model_card.subtype_section(loaded.card)
+    if section is None:
+        st.caption(model_card.NO_SUBTYPE)
+        return
+    st.markdown(model_card.subtype_sentence(section))
+    st.info(model_card.SUBTYPE_CAVEAT, icon=":material/info:")
+    st.dataframe(pd.DataFrame(model_card.subtype_figure_rows(section)), hide_index=True, key="subtype_figures")
+    validation = model_card.subtype_validation(section)
+    classes = section.get("classes", ["viral", "bacterial"])
+    model_threshold = validation["threshold"]
+    operating = caches.validation_at(*ref, model_threshold, "subtype")
+    threshold = st.slider("Threshold on P(bacterial)", 0.0, 1.0, model_threshold, 0.001, format="%.3f",
+                          key=f"subtype_threshold_{loaded.name}",
+                          help="Films read as pneumonia at or above the threshold are read bacterial. This "
+                               "does not change the threshold the app uses.")
+    chosen = caches.validation_at(*ref, threshold, "subtype")
+    metrics = model_card.threshold_metrics(chosen, operating, model_card.SUBTYPE_RATES)
+    for column, metric in zip(st.columns(len(metrics)), metrics):
+        column.metric(metric.label, metric.value, metric.delta, help=metric.help)
+    st.caption(model_card.threshold_caption(chosen, classes[1], classes[0]))
+    st.plotly_chart(charts.threshold_sweep_chart(caches.threshold_sweep(*ref, "subtype"), threshold,
+                                                 model_threshold, "bacterial"),
+                    config=CHART_CONFIG, key="subtype_threshold_sweep")
+    points = model_card.curve_points(validation, chosen)
+    left, right = st.columns(2)
+    left.plotly_chart(charts.confusion_matrix_chart(validation["confusion_matrix"], classes),
+                      config=CHART_CONFIG, key="subtype_confusion_matrix")
+    curves = validation["curves"]
+    if curves.get("roc"):
+        right.plotly_chart(charts.roc_chart(curves["roc"], validation.get("roc_auc"), points.roc),
+                           config=CHART_CONFIG, key="subtype_roc_curve")
+    if curves.get("reliability"):
+        left.plotly_chart(charts.reliability_chart(curves["reliability"], "bacterial"), config=CHART_CONFIG,
+                          key="subtype_reliability")
+
+
 def explanations_ui(loaded: LoadedModel) -> None:
     """How faithful the heatmaps are, as ``python -m pneumo explain-eval --save`` measured them."""
     st.header("How far the heatmaps can be trusted")
@@ -255,6 +294,7 @@ def main() -> None:
         curves_ui(loaded, chosen)
     else:
         st.info("This model's card holds no validation figures.")
+    subtype_ui(loaded, ref)
     explanations_ui(loaded)
     architecture_ui(loaded)
     training_ui(loaded.card)

@@ -1,5 +1,8 @@
 """The model store: one folder per model with ``model.keras``, ``card.json`` and ``profile.json``.
 
+A model whose card has a ``subtype`` section also holds ``subtype.keras``, the
+bacterial-or-viral model (P(bacterial | pneumonia)), loaded by :func:`load_subtype`.
+
 ``model_store/DEFAULT`` names the model used when none is asked for. Loading
 verifies the file's sha256 against the card and loads Keras in safe mode, so a
 model file can never run code of its own.
@@ -17,6 +20,9 @@ MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
 PROFILE_FILE = "profile.json"
 DEFAULT_FILE = "DEFAULT"
+SUBTYPE_FILE = "subtype.keras"
+BACTERIAL, VIRAL = "bacterial", "viral"
+"""The patterns the subtype model tells apart: P(bacterial) at or above its threshold reads bacterial."""
 
 REPO_STORE = Path(__file__).resolve().parent.parent / "model_store"
 
@@ -53,6 +59,44 @@ class LoadedModel:
     @property
     def version(self) -> str:
         return self.card["sha256"][:12]
+
+
+@dataclass(frozen=True)
+class SubtypeModel:
+    """A verified bacterial-or-viral model and its card section. Shared: never mutate ``model``.
+
+    Its output is P(bacterial | pneumonia), calibrated (its temperature is inside the file);
+    its input is the main model's (``input_size`` x ``input_size`` x 1, in 0-255).
+    """
+
+    path: Path
+    model: object  # keras.Model
+    section: dict  # the card's "subtype" section
+    input_size: int
+
+    @property
+    def threshold(self) -> float:
+        return float(self.section["threshold"])
+
+    @property
+    def temperature(self) -> float:
+        return float(self.section["temperature"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.section.get("classes", [VIRAL, BACTERIAL]))
+
+    @property
+    def explain_layer(self) -> str:
+        return str(self.section.get("explain_layer", "last_conv"))
+
+    @property
+    def version(self) -> str:
+        return self.section["sha256"][:12]
+
+    def pattern_for(self, p_bacterial: float) -> str:
+        """``"bacterial"`` when ``p_bacterial`` is at or above the threshold, else ``"viral"``."""
+        return BACTERIAL if p_bacterial >= self.threshold else VIRAL
 
 
 def store_dir(store: str | Path | None = None) -> Path:
@@ -159,6 +203,40 @@ def load(name: str | None = None, store: str | Path | None = None) -> LoadedMode
         raise ModelStoreError(f"Model {folder.name!r} cannot be loaded ({type(err).__name__}: "
                               f"{err}); restore it from the repository or retrain it.") from err
     return LoadedModel(name=folder.name, path=folder, model=model, card=card)
+
+
+def load_subtype(loaded: LoadedModel) -> SubtypeModel | None:
+    """Verify and load the subtype model beside ``loaded``; None when its card has no ``subtype`` section.
+
+    Raises:
+        ModelStoreError: the card names a subtype file that is missing, fails its sha256, cannot
+            be loaded, or takes another input than the main model.
+    """
+    import keras
+
+    section = loaded.card.get("subtype")
+    if not section:
+        return None
+    path = loaded.path / section.get("file", SUBTYPE_FILE)
+    restore = "restore it (git checkout model_store) or run train-subtype again"
+    if not path.is_file():
+        raise ModelStoreError(f"Model {loaded.name!r}'s card names a subtype model {path.name} that is "
+                              f"not in its folder; {restore}.")
+    actual = file_sha256(path)
+    if actual != section.get("sha256"):
+        raise ModelStoreError(
+            f"Model {loaded.name!r}'s subtype model failed its integrity check: {path.name} has sha256 "
+            f"{actual[:12]}..., its card expects {str(section.get('sha256'))[:12]}...; {restore}.")
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as err:  # Keras raises many kinds for a damaged archive
+        raise ModelStoreError(f"Model {loaded.name!r}'s subtype model cannot be loaded "
+                              f"({type(err).__name__}: {err}); {restore}.") from err
+    size = loaded.input_size
+    if tuple(model.input_shape[1:]) != (size, size, 1):
+        raise ModelStoreError(f"Model {loaded.name!r}'s subtype model takes inputs of shape "
+                              f"{tuple(model.input_shape[1:])}, not the main model's {(size, size, 1)}; {restore}.")
+    return SubtypeModel(path=path, model=model, section=section, input_size=size)
 
 
 def save(model, card: dict, out_dir: str | Path, profile: dict | None = None) -> Path:

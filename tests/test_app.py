@@ -353,3 +353,84 @@ def test_model_card_shows_the_stored_explanation_figures(model_name) -> None:
     table = next(d for d in at.dataframe if "deletion_auc" in d.value.columns)
     assert list(table.value["method"])[0] == "Grad-CAM"
     assert table.value["deletion_auc"].iloc[0] == pytest.approx(stored["gradcam"]["deletion_auc"])
+
+
+# -- bacterial or viral: the pattern of a film read as pneumonia -----------------------------------
+
+def _subtype_store_at(source: Path, target: Path, threshold: float) -> Path:
+    """A copy of the tiny subtype store whose main threshold reads every film as pneumonia (0) or normal (1)."""
+    shutil.copytree(source, target)
+    card = store.read_card("tiny", target)
+    store.write_card("tiny", {**card, "threshold": threshold}, target)
+    return target
+
+
+def test_a_film_read_as_pneumonia_shows_its_pattern_caveat_and_a_selectable_map(
+        tiny_subtype_store: Path, film, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pneumo.inference.predict import Classifier
+    from pneumo.render.wording import PATTERN_CAVEAT, format_percent
+
+    root = _subtype_store_at(tiny_subtype_store, tmp_path / "store", 0.0)
+    monkeypatch.setenv("PNEUMO_MODEL_STORE", str(root))
+    expected = Classifier(store.load("tiny", root)).assess(film[1], name=film[0])
+    assert expected.pattern in ("bacterial", "viral")
+    at = _upload(_open(PAGES[1]), film)
+    texts = _texts(at)
+    assert f"Pattern: **{expected.pattern}**, P(bacterial) = {format_percent(expected.p_bacterial)}" in texts
+    assert PATTERN_CAVEAT in texts
+    bars = [t for c in _charts(at) for t in c["data"] if t.get("name") == "probability"]
+    assert [list(t["y"]) for t in bars] == [["NORMAL", "PNEUMONIA"], ["viral", "bacterial"]]
+    assert any("looked for pneumonia" in c for image in at.image for c in image.captions)
+    at.radio(key="map_target").set_value("subtype").run()
+    assert not at.exception
+    assert any("looked for a bacterial pattern" in c for image in at.image for c in image.captions)
+    assert any("towards a bacterial pattern" in c.value for c in at.caption)  # the legend follows the map
+    at.radio(key="cam_method").set_value("scorecam").run()
+    assert not at.exception
+
+
+def test_a_film_read_as_normal_shows_nothing_about_a_pattern(
+        tiny_subtype_store: Path, film, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pneumo.inference.predict import Classifier
+    from pneumo.render.wording import PATTERN_CAVEAT
+
+    root = _subtype_store_at(tiny_subtype_store, tmp_path / "store", 1.0)
+    monkeypatch.setenv("PNEUMO_MODEL_STORE", str(root))
+    read = Classifier(store.load("tiny", root)).assess(film[1], name=film[0])
+    assert read.label == "NORMAL" and read.pattern == "" and read.p_bacterial is None
+    at = _upload(_open(PAGES[1]), film)
+    texts = _texts(at)
+    assert "where the model looked for pneumonia" in "\n".join(c for image in at.image for c in image.captions)
+    assert "Pattern:" not in texts and PATTERN_CAVEAT not in texts and "P(bacterial)" not in texts
+    assert not [r for r in at.radio if r.key == "map_target"]
+    assert all("bacterial" not in str(t.get("y")) for c in _charts(at) for t in c["data"])
+
+
+def test_batch_table_has_a_pattern_column_for_pneumonia_rows_only(
+        tiny_subtype_store: Path, film, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PNEUMO_MODEL_STORE", str(_subtype_store_at(tiny_subtype_store, tmp_path / "store", 0.0)))
+    at = _upload(_open(PAGES[1]), film, BROKEN)
+    table = at.dataframe[0].value
+    assert list(table.columns[:5]) == ["file", "p_pneumonia", "verdict", "pattern", "p_bacterial"]
+    assert table["pattern"][0] in ("bacterial", "viral") and table["pattern"][1] == ""
+    assert 0 <= table["p_bacterial"][0] <= 1 and np.isnan(table["p_bacterial"][1])
+
+
+def test_model_page_has_a_bacterial_or_viral_section(tiny_subtype_store: Path, tiny_store: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from pneumo.render import model_card
+
+    monkeypatch.setenv("PNEUMO_MODEL_STORE", str(tiny_subtype_store))
+    at = _open(PAGES[3])
+    assert "Bacterial or viral" in [h.value for h in at.header]
+    assert model_card.SUBTYPE_CAVEAT in [i.value for i in at.info]
+    figures = next(d.value for d in at.dataframe if "Figure" in d.value.columns)
+    assert list(figures["Figure"]) == [words for _, words in model_card.SUBTYPE_FIGURE_WORDS]
+    titles = [c.get("layout", {}).get("title", {}).get("text", "") for c in _charts(at)]
+    assert "Reliability diagram" in titles and any(t.startswith("ROC curve") for t in titles)
+    before = [m.value for m in at.metric if "bacterial" in m.label.lower()]
+    at.slider(key="subtype_threshold_tiny").set_value(0.9).run()
+    assert not at.exception
+    assert [m.value for m in at.metric if "bacterial" in m.label.lower()] != before
+    monkeypatch.setenv("PNEUMO_MODEL_STORE", str(tiny_store))
+    assert model_card.NO_SUBTYPE in [c.value for c in _open(PAGES[3]).caption]

@@ -247,3 +247,23 @@ def test_intensity_chart_draws_histograms_at_bin_centres():
     assert (list(normal.y), list(pneumonia.y)) == ([0.4, 0.6], [0.5, 0.5])
     assert [normal.line.color, pneumonia.line.color] == [NORMAL, PNEUMONIA]
     assert normal.hovertemplate == "intensity %{x:.2f}: %{y:.3%} of pixels<extra>NORMAL</extra>"
+
+
+def test_pattern_bars_show_viral_and_bacterial_with_the_subtype_threshold():
+    from pneumo.render.palette import PATTERN_COLOURS
+
+    fig = charts.pattern_bars(0.81, 0.63)
+    bars = fig.data[0]
+    assert list(bars.y) == ["viral", "bacterial"] and list(bars.x) == pytest.approx([0.19, 0.81])
+    assert list(bars.marker.color) == [PATTERN_COLOURS["viral"], PATTERN_COLOURS["bacterial"]]
+    assert annotations(fig) == {"threshold 0.63": 0.63}
+    assert "given pneumonia" in fig.layout.xaxis.title.text
+
+
+def test_subtype_charts_name_the_outcome():
+    reliability = charts.reliability_chart({"predicted": [0.2], "observed": [0.3], "count": [4]}, "bacterial")
+    assert reliability.layout.xaxis.title.text == "mean predicted P(bacterial)"
+    assert reliability.layout.yaxis.title.text == "observed bacterial rate"
+    sweep = {"threshold": [0, 1], **{k: [1, 0] for k in ("sensitivity", "specificity", "ppv", "npv")}}
+    assert charts.threshold_sweep_chart(sweep, 0.4, 0.5, "bacterial").layout.xaxis.title.text == \
+        "threshold on P(bacterial)"

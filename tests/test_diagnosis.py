@@ -81,3 +81,40 @@ def test_case_report_carries_what_the_page_shows(tiny_model, film):
     assert (report.model_name, report.model_version) == ("tiny", tiny_model.version)
     assert report.method == "Score-CAM" and report.classes == ("NORMAL", "PNEUMONIA")
     assert report.metadata == {"view": "AP"} and report.attention_outside and report.site == ""
+
+
+def test_film_view_of_the_bacterial_pattern_map(film):
+    heat = _heatmap("centre")
+    view = diagnosis.film_view(film, heat, SIZE, "gradcam", 0.5, 0.9, 0.2112, "subtype", "viral")
+    assert view.target == "subtype" and view.legend == wording.SUBTYPE_CAM_WORDS
+    assert view.overlay_caption == "Grad-CAM: where the subtype model looked for a bacterial pattern"
+    assert view.note == wording.VIRAL_MAP_WORDS
+    assert diagnosis.film_view(film, heat, SIZE, "gradcam", 0.5, 0.9, 0.2112, "subtype", "bacterial").note is None
+    with pytest.raises(ValueError, match="only for a film read as pneumonia"):
+        diagnosis.film_view(film, heat, SIZE, "gradcam", 0.5, 0.1, 0.2112, "subtype", "")
+    with pytest.raises(ValueError, match="unknown map target"):
+        diagnosis.film_view(film, heat, SIZE, "gradcam", 0.5, 0.9, 0.2112, "lungs")
+
+
+def test_pattern_line_only_with_a_pattern():
+    assert diagnosis.pattern_line(Assessment("a.png", STATUS_OK, 0.9, "PNEUMONIA", p_bacterial=0.81,
+                                             pattern="bacterial")) == "Pattern: **bacterial**, P(bacterial) = 81%"
+    assert diagnosis.pattern_line(Assessment("b.png", STATUS_OK, 0.1, "NORMAL")) is None
+
+
+def test_case_report_carries_the_pattern(tiny_subtype_model, film):
+    from pneumo import store
+
+    classifier = Classifier(tiny_subtype_model, guard=None)
+    subtype = store.load_subtype(tiny_subtype_model)
+    view = diagnosis.film_view(film, _heatmap("centre"), classifier.size, "gradcam", 0.5, 0.9,
+                               classifier.threshold, "subtype", "viral")
+    item = Assessment("film.png", STATUS_OK, 0.9, "PNEUMONIA", film=film, p_bacterial=0.3, pattern="viral")
+    report = diagnosis.case_report(view, item, classifier, (0.8, 0.95))
+    assert (report.pattern, report.p_bacterial, report.map_target) == ("viral", 0.3, "subtype")
+    assert report.subtype_threshold == subtype.threshold
+    plain = diagnosis.case_report(diagnosis.film_view(film, _heatmap("centre"), classifier.size, "gradcam", 0.5,
+                                                      0.1, classifier.threshold),
+                                  Assessment("n.png", STATUS_OK, 0.1, "NORMAL", film=film), classifier, (0.0, 0.2))
+    assert (plain.pattern, plain.p_bacterial, plain.subtype_threshold, plain.map_target) == ("", None, None,
+                                                                                         "pneumonia")

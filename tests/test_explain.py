@@ -79,11 +79,15 @@ def test_maps_change_when_weights_are_randomised(tiny_model, tmp_path, tiny_card
     assert spearmanr(original.ravel(), other.ravel()).statistic < 0.95
 
 
-def test_unknown_method_and_target_are_refused(explainer, film_input):
+def test_unknown_method_and_target_are_refused(tiny_model, explainer, film_input):
     with pytest.raises(ValueError, match="unknown method"):
         explainer.heatmap(film_input, "lime")
-    with pytest.raises(ValueError, match="unknown target"):
-        explainer.heatmap(film_input, target="COVID")
+    with pytest.raises(ValueError, match="unknown class 'COVID' for the pneumonia map"):
+        explainer.heatmap(film_input, towards="COVID")
+    with pytest.raises(ValueError, match="unknown explanation target"):
+        explain.Explainer(tiny_model, target="lungs")
+    with pytest.raises(ValueError, match="needs the loaded subtype model"):
+        explain.Explainer(tiny_model, target="subtype")
 
 
 def test_overlay_keeps_the_film_where_the_map_is_cold(tiny_model, pneumonia_film):
@@ -150,3 +154,57 @@ def test_attention_warning_follows_the_warm_spot(spot, warned):
 
 def test_attention_warning_is_quiet_on_an_empty_map():
     assert explain.attention_warning(np.zeros((64, 64))) is None
+
+
+# -- the subtype target: which regions made the film look bacterial -----------------------------
+
+@pytest.fixture(scope="module")
+def subtype_model(tiny_subtype_model):
+    return store.load_subtype(tiny_subtype_model)
+
+
+@pytest.fixture(scope="module")
+def subtype_explainer(tiny_subtype_model, subtype_model):
+    return explain.Explainer(tiny_subtype_model, target="subtype", subtype=subtype_model)
+
+
+def test_subtype_maps_explain_the_subtype_network_not_the_main_one(tiny_subtype_model, subtype_model,
+                                                                  subtype_explainer, film_input):
+    """The subtype map is Grad-CAM of P(bacterial) computed by hand, and differs from the pneumonia map."""
+    import tensorflow as tf
+
+    assert subtype_explainer.classes == ("viral", "bacterial")
+    net = subtype_model.model
+    layer = net.get_layer(subtype_explainer.layer)
+    features_and_logit = tf.keras.Model(net.inputs, [layer.output, net.get_layer("temperature").output])
+    with tf.GradientTape() as tape:
+        features, scaled = features_and_logit([film_input[None]], training=False)
+        score = scaled[:, 0]  # ReplaceToLinear: the logit, not the sigmoid
+    grads = tape.gradient(score, features)
+    cam = tf.nn.relu(tf.reduce_sum(features * tf.reduce_mean(grads, axis=(1, 2), keepdims=True), axis=-1))[0]
+    from scipy.ndimage import zoom
+
+    cam = zoom(cam.numpy(), film_input.shape[0] / cam.shape[0], order=1)
+    cam = (cam - cam.min()) / max(cam.max() - cam.min(), 1e-12)
+    heat = subtype_explainer.heatmap(film_input, "gradcam")
+    assert np.corrcoef(heat.ravel(), cam.ravel())[0, 1] > 0.95
+    pneumonia_map = explain.Explainer(tiny_subtype_model).heatmap(film_input, "gradcam")
+    assert np.abs(heat - pneumonia_map).mean() > 0.02  # another network (seeded differently)
+
+
+@pytest.mark.parametrize("method", list(explain.METHODS))
+def test_subtype_maps_have_the_input_size_for_every_method(subtype_explainer, film_input, method):
+    heat = subtype_explainer.heatmap(film_input, method)
+    assert heat.shape == film_input.shape[:2] and heat.dtype == np.float32
+    assert 0.0 <= heat.min() and heat.max() <= 1.0
+
+
+def test_subtype_map_classes(tiny_subtype_model, subtype_model, subtype_explainer, film_input):
+    towards_bacterial = subtype_explainer.heatmap(film_input, "gradcam")
+    np.testing.assert_allclose(subtype_explainer.heatmap(film_input, "gradcam", "bacterial"), towards_bacterial)
+    towards_viral = subtype_explainer.heatmap(film_input, "gradcam", "viral")
+    assert np.abs(towards_bacterial - towards_viral).mean() > 0.01  # evidence against is another map
+    with pytest.raises(ValueError, match="unknown class 'PNEUMONIA' for the subtype map"):
+        subtype_explainer.heatmap(film_input, towards="PNEUMONIA")
+    with pytest.raises(ValueError, match="only it takes one"):
+        explain.Explainer(tiny_subtype_model, target="pneumonia", subtype=subtype_model)

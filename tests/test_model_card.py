@@ -108,3 +108,59 @@ def test_header_checks_sentence_states_the_cards_figures():
     public = card["header_checks"]["public_files"]
     assert sentence.startswith(f"Of {public['n']} public DICOM files") and "9 CT" in sentence
     assert model_card.header_checks_sentence({}) is None
+
+
+# -- the bacterial-or-viral section -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def subtype_card(tiny_subtype_store) -> dict:
+    return store.read_card("tiny", tiny_subtype_store)
+
+
+def test_subtype_validation_rebuilds_the_out_of_fold_films_from_labels_and_logits(subtype_card):
+    import numpy as np
+
+    section = model_card.subtype_section(subtype_card)
+    labels, probs = model_card.subtype_predictions(section)
+    assert labels == section["validation"]["label"]
+    logits = np.array(section["validation"]["logit"])
+    np.testing.assert_allclose(probs, 1 / (1 + np.exp(-logits / section["temperature"])))
+    validation = model_card.subtype_validation(section)
+    called = np.array(probs) >= section["threshold"]
+    truth = np.array(labels, bool)
+    matrix = [[int((~truth & ~called).sum()), int((~truth & called).sum())],
+              [int((truth & ~called).sum()), int((truth & called).sum())]]
+    assert validation["confusion_matrix"] == matrix == section["validation"]["figures"]["confusion_matrix"]
+    assert validation["sensitivity"] == pytest.approx(called[truth].mean())
+    assert validation["specificity"] == pytest.approx((~called[~truth]).mean())
+    # the main model's explorer code path takes it, exactly from the films' probabilities
+    at = metrics.validation_at_threshold(validation, 0.7)
+    assert at["basis"] == "predictions"
+    assert at["sensitivity"] == pytest.approx((np.array(probs)[truth] >= 0.7).mean())
+    sweep = metrics.threshold_sweep(validation)
+    assert sweep["sensitivity"][0] == 1.0 and sweep["specificity"][-1] == 1.0
+
+
+def test_subtype_rows_sentence_and_caption(subtype_card):
+    section = model_card.subtype_section(subtype_card)
+    rows = model_card.subtype_figure_rows(section)
+    assert [r["Figure"] for r in rows] == ["Accuracy", "Sensitivity (bacterial)", "Specificity (viral)",
+                                           "ROC AUC", "ECE"]
+    assert rows[3]["Value (95% interval)"] == model_card.format_interval(section["validation"]["figures"]["roc_auc"])
+    assert "(" in rows[0]["Value (95% interval)"]  # an interval, not a bare value
+    sentence = model_card.subtype_sentence(section)
+    assert section["validation"]["kind"] in sentence and "40 pneumonia films" in sentence
+    assert f"{section['validation']['positives']} bacterial" in sentence
+    chosen = metrics.validation_at_threshold(model_card.subtype_validation(section), 0.5)
+    (tn, fp), (fn, tp) = chosen["confusion_matrix"]
+    caption = model_card.threshold_caption(chosen, "bacterial", "viral")
+    assert f"{tp} bacterial films read bacterial, {fn} read viral; {tn} viral films read viral, {fp} read bacterial" \
+        in caption
+    tiles = model_card.threshold_metrics(chosen, chosen, model_card.SUBTYPE_RATES)
+    assert [t.label for t in tiles][:2] == ["Sensitivity (bacterial)", "Specificity (viral)"]
+
+
+def test_a_card_without_a_subtype_section_has_none():
+    card = json.loads(CARD.read_text())
+    assert model_card.subtype_section({k: v for k, v in card.items() if k != "subtype"}) is None
+    assert model_card.subtype_section({"subtype": {}}) is None

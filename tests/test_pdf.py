@@ -96,3 +96,18 @@ def test_pdf_prints_the_warnings_and_an_out_of_scope_reason():
         out_of_scope="The image does not look like the frontal chest films.")))
     assert "6 to 11 years" in warned and "read this result with extra care" in warned
     assert "OUT OF SCOPE: The image does not look like the frontal chest films." in warned
+
+
+def test_pdf_of_a_film_with_a_pattern_prints_it_and_the_caveat():
+    text = _page_text(pdf.case_report_pdf(_case(pattern="bacterial", p_bacterial=0.8061, subtype_threshold=0.6312)))
+    assert "Pattern" in text and "bacterial, P(bacterial) = 0.8061 (threshold 0.6312: bacterial at or above)" in text
+    assert all(part in text for part in ("not a culture", "antibiotics"))  # PATTERN_CAVEAT, wrapped
+    assert "Grad-CAM, towards pneumonia" in text and "towards a bacterial" not in text
+    subtype_map = _page_text(pdf.case_report_pdf(_case(pattern="viral", p_bacterial=0.2, map_target="subtype")))
+    assert "towards a bacterial pattern" in subtype_map and "weighed most towards a bacterial" in subtype_map
+    assert "pattern reads viral" in subtype_map  # its map is no finding
+
+
+def test_pdf_without_a_pattern_says_nothing_of_one():
+    text = _page_text(pdf.case_report_pdf(_case(p_pneumonia=0.05)))
+    assert "Pattern" not in text and "bacterial" not in text and "culture" not in text

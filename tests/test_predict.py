@@ -40,8 +40,9 @@ def test_label_follows_the_card_threshold(classifier):
 
 def test_csv_row_contract(classifier, normal_film):
     row = classifier.assess(normal_film, name="x.jpeg").row()
-    assert list(row) == ["path", "status", "p_pneumonia", "label", "message", "site"]
+    assert list(row) == ["path", "status", "p_pneumonia", "label", "p_bacterial", "pattern", "message", "site"]
     assert row["path"] == "x.jpeg" and row["status"] == "ok"
+    assert row["p_bacterial"] == row["pattern"] == ""  # the tiny model has no subtype model
     assert 0.0 <= float(row["p_pneumonia"]) <= 1.0 and row["label"] in ("NORMAL", "PNEUMONIA")
     assert row["site"] == ""
 
@@ -94,10 +95,12 @@ def test_write_csv_writes_the_header_then_flushes_each_row():
             flushed.append(self.getvalue())
 
     handle = Recorder()
-    write_csv(handle, [Assessment("a.png", STATUS_OK, 0.91236, "PNEUMONIA", site="north"),
+    write_csv(handle, [Assessment("a.png", STATUS_OK, 0.91236, "PNEUMONIA", site="north",
+                                  p_bacterial=0.81234, pattern="bacterial"),
                        Assessment("cat.jpg", STATUS_REJECTED, 0.3, message="Not a chest film.")])
     lines = handle.getvalue().splitlines()
-    assert lines == [",".join(CSV_FIELDS), "a.png,ok,0.9124,PNEUMONIA,,north", "cat.jpg,rejected,,,Not a chest film.,"]
+    assert lines == [",".join(CSV_FIELDS), "a.png,ok,0.9124,PNEUMONIA,0.8123,bacterial,,north",
+                     "cat.jpg,rejected,,,,,Not a chest film.,"]
     assert [len(text.splitlines()) for text in flushed] == [2, 3]
 
 

@@ -73,7 +73,7 @@ def test_rows_and_csv_keep_order_and_errors():
     assert rows[0]["p_pneumonia"] == 0.91234 and rows[1]["p_pneumonia"] is None
     assert rows[1]["verdict"] == "" and rows[1]["message"] == "The file is empty."
     table = list(csv.DictReader(io.StringIO(wording.results_csv(items).decode())))
-    assert list(table[0]) == ["path", "status", "p_pneumonia", "label", "message", "site"]
+    assert list(table[0]) == ["path", "status", "p_pneumonia", "label", "p_bacterial", "pattern", "message", "site"]
     assert table[0]["site"] == ""  # no site calibration: the model's own operating point
     assert table[0]["p_pneumonia"] == "0.9123" and table[1]["status"] == STATUS_ERROR
 
@@ -169,3 +169,14 @@ def test_map_note_in_the_review_band():
     assert wording.map_note(0.48, SHIPPED_LIKE) == wording.REVIEW_MAP_WORDS
     assert wording.map_note(0.6, 0.74) == wording.REVIEW_MAP_WORDS  # labelled NORMAL, but not "read as normal"
     assert wording.map_note(0.5, SHIPPED_LIKE) is None
+
+
+def test_rows_show_a_pattern_only_for_a_film_read_as_pneumonia():
+    items = [Assessment("a.png", STATUS_OK, 0.91, "PNEUMONIA", p_bacterial=0.8, pattern="bacterial"),
+             Assessment("b.png", STATUS_OK, 0.1, "NORMAL"),
+             Assessment("c.png", STATUS_ERROR, message="The file is empty.")]
+    rows = wording.results_rows(items, threshold=0.5)
+    assert [(r["pattern"], r["p_bacterial"]) for r in rows] == [("bacterial", 0.8), ("", None), ("", None)]
+    assert list(rows[0])[:5] == ["file", "p_pneumonia", "verdict", "pattern", "p_bacterial"]
+    assert wording.pattern_text("viral", 0.123) == "Pattern: **viral**, P(bacterial) = 12%"
+    assert wording.subtype_map_note("viral") == wording.VIRAL_MAP_WORDS and wording.subtype_map_note("bacterial") is None

@@ -1,4 +1,5 @@
-"""Making and adapting models: ``train``, ``train-cv``, ``operating-point``, ``fit-guard``, ``calibrate-site``."""
+"""Making and adapting models: ``train``, ``train-cv``, ``operating-point``, ``fit-guard``, ``train-subtype``,
+``calibrate-site``."""
 
 from __future__ import annotations
 
@@ -133,6 +134,29 @@ def run_fit_guard(args) -> int:
     section = fit_and_store_guard(loaded, x_train, x_val, val_groups=[r.patient for r in val_records],
                                   **given(args, ("max_train", "per_kind", "seed")), log=report)
     print(format_guard(loaded.name, section))
+    return 0
+
+
+def run_train_subtype(args) -> int:
+    """Fine-tune the subtype model fold by fold (resumable), then write it and its card section."""
+    from pneumo import store
+    from pneumo.training.subtype import SubtypeConfig, assemble, train_subtype_folds
+
+    require_data_folder(args.data)
+    on_file = require_model(args.model)
+    if "out_of_fold" not in on_file.card or "ensemble" not in on_file.card:
+        raise UserError(f"model {on_file.name!r} is not a cross-validated ensemble (made by train-cv): "
+                        "the subtype model is fine-tuned from its members, fold by fold.")
+    require_writable_folder(args.run_dir, "--run-dir")
+    loaded = store.load(args.model)
+    report = ProgressReporter("train-subtype")
+    config = SubtypeConfig(**given(args, ("epochs", "learning_rate", "seed")))
+    train_subtype_folds(loaded, args.data, args.run_dir, config, log=report)
+    section = assemble(loaded, args.data, args.run_dir, log=report)
+    figures = section["validation"]["figures"]
+    print(f"subtype model of {loaded.name}: out-of-fold ROC AUC {figures['roc_auc']['value']:.4f}, "
+          f"accuracy {figures['accuracy']['value']:.4f} at threshold {section['threshold']:.3f}; "
+          f"wrote {loaded.path / section['file']}")
     return 0
 
 

@@ -35,6 +35,7 @@ def run_predict(args) -> int:
         print(f"pneumo predict: note: model {classifier.loaded.name!r} has no out-of-scope guard, so "
               "nothing checks that the images are frontal chest films (see 'fit-guard').",
               file=sys.stderr)
+    note_missing_subtype(classifier, "predict")
     assessments = classifier.assess_many((str(p), p) for p in paths)
     if args.csv_out:
         with open(args.csv_out, "w", newline="") as handle:
@@ -56,9 +57,14 @@ def run_evaluate(args) -> int:
     from pneumo.stats import metrics
 
     classifier = classifier_for(args.model, args.site)
+    note_missing_subtype(classifier, "evaluate")
     items = ((str(r.path), r.path) for r in records)
     kept, probs, errors, rejected = [], [], [], []
+    named, p_bacterial = [], []  # pneumonia films whose names tell the subtype, and what they were given
     for record, assessment in zip(records, classifier.assess_many(items)):
+        if record.label == 1 and record.subtype in SUBTYPE_NAMES:
+            named.append(record)
+            p_bacterial.append(assessment.p_bacterial if assessment.pattern else None)
         if assessment.status == STATUS_OK:
             kept.append(record)
             probs.append(assessment.p_pneumonia)
@@ -72,11 +78,34 @@ def run_evaluate(args) -> int:
                                [r.subtype for r in kept])
     figures = {"model": classifier.loaded.name, "model_sha256": classifier.loaded.card["sha256"],
                "site": classifier.site_name or None, "data": str(args.data), **figures, "unreadable": errors,
-               "rejected_out_of_scope": rejected}
+               "rejected_out_of_scope": rejected,
+               "subtype": subtype_report(classifier, named, p_bacterial)}
     print(format_evaluation(figures))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
+
+
+SUBTYPE_NAMES = {"bacteria": 1, "virus": 0}
+"""A pneumonia film's subtype as its name says it (Kermany: ``person1_bacteria_1.jpeg``), 1 = bacterial."""
+
+
+def note_missing_subtype(classifier, command: str) -> None:
+    """Say on stderr, in one line, why films get no pattern when the subtype model could not be used."""
+    if classifier.subtype_error:
+        print(f"pneumo {command}: note: no bacterial-or-viral pattern is given: {classifier.subtype_error}",
+              file=sys.stderr)
+
+
+def subtype_report(classifier, named, p_bacterial) -> dict | None:
+    """The bacterial-or-viral figures on the named pneumonia films; None without a subtype model or such films."""
+    from pneumo.stats import operating
+
+    if classifier.subtype is None or not named:
+        return None
+    bacterial = [SUBTYPE_NAMES[r.subtype] for r in named]
+    return operating.subtype_figures(bacterial, p_bacterial, classifier.subtype.threshold,
+                                     [r.patient for r in named])
 
 
 def evaluation_records(root: Path, split: str | None):

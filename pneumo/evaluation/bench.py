@@ -23,6 +23,15 @@ def _timings_ms(call: Callable[[], object], runs: int, warmup: int = 3) -> np.nd
     return np.asarray(timeit.repeat(call, number=1, repeat=runs)) * 1000
 
 
+def _paired_timings_ms(first: Callable[[], object], second: Callable[[], object],
+                       runs: int, warmup: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Milliseconds of ``runs`` calls of each of two callables, taken in turns."""
+    for _ in range(warmup):
+        first(), second()
+    pairs = [(timeit.timeit(first, number=1), timeit.timeit(second, number=1)) for _ in range(runs)]
+    return np.asarray(pairs)[:, 0] * 1000, np.asarray(pairs)[:, 1] * 1000
+
+
 def peak_memory_mb() -> float:
     """Peak resident memory of this process so far, in MB."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -36,6 +45,10 @@ def run(loaded: LoadedModel, film: Film, runs: int = 30, batch: int = 64) -> dic
     (resize included); ``gradcam`` is one Grad-CAM map of that film; throughput
     predicts batches of ``batch`` inputs.
 
+    With a subtype model, ``predict_with_pattern_ms_p50`` is what a film read as pneumonia
+    costs (probability and pattern), and ``pattern_cost_ratio`` its ratio to the probability
+    alone, both timed in turns in the same run.
+
     Returns:
         predict_ms_p50/p95, gradcam_ms_p50/p95, throughput_img_s, peak_rss_mb and the setting.
     """
@@ -44,6 +57,16 @@ def run(loaded: LoadedModel, film: Film, runs: int = 30, batch: int = 64) -> dic
     predict_ms = _timings_ms(lambda: classifier.predict_film(film), runs)
     model_input = to_model_input(film, loaded.input_size)
     gradcam_ms = _timings_ms(lambda: explainer.heatmap(model_input, "gradcam"), runs)
+    pattern = {}
+    if classifier.subtype is not None:
+        # A film read as pneumonia also gets its pattern: the two timed in turns, so that the
+        # machine's noise falls on both alike and their ratio is what the pattern costs.
+        alone, with_pattern = _paired_timings_ms(
+            lambda: classifier.predict_film(film),
+            lambda: (classifier.predict_film(film), classifier.predict_subtype_inputs(model_input[np.newaxis])),
+            runs)
+        pattern = {"predict_with_pattern_ms_p50": round(float(np.percentile(with_pattern, 50)), 2),
+                   "pattern_cost_ratio": round(float(np.median(with_pattern) / np.median(alone)), 3)}
     inputs = np.repeat(model_input[np.newaxis], batch, axis=0)
     rounds = max(3, runs // 10)
     batch_ms = _timings_ms(lambda: classifier.predict_inputs(inputs, batch_size=batch), rounds, warmup=1)
@@ -53,6 +76,7 @@ def run(loaded: LoadedModel, film: Film, runs: int = 30, batch: int = 64) -> dic
         "runs": runs,
         "predict_ms_p50": round(float(np.percentile(predict_ms, 50)), 2),
         "predict_ms_p95": round(float(np.percentile(predict_ms, 95)), 2),
+        **pattern,
         "gradcam_ms_p50": round(float(np.percentile(gradcam_ms, 50)), 2),
         "gradcam_ms_p95": round(float(np.percentile(gradcam_ms, 95)), 2),
         "throughput_img_s": round(float(batch / (np.median(batch_ms) / 1000)), 1),

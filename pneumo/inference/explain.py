@@ -12,7 +12,7 @@ import functools
 
 import numpy as np
 
-from pneumo.store import LoadedModel
+from pneumo.store import LoadedModel, SubtypeModel
 
 METHODS = {"gradcam": "Grad-CAM", "gradcam_pp": "Grad-CAM++", "scorecam": "Score-CAM",
            "saliency": "Gradient saliency"}
@@ -66,56 +66,89 @@ def overlay(gray: np.ndarray, heatmap: np.ndarray, opacity: float = 0.5) -> np.n
     return np.round(mixed).astype(np.uint8)
 
 
-class Explainer:
-    """Builds the tf-keras-vis explainers of one model once; call :meth:`heatmaps` per batch."""
+TARGETS = {"pneumonia": "pneumonia", "subtype": "a bacterial pattern"}
+"""What a map can explain -> what its warm regions are evidence for, in words.
 
-    def __init__(self, loaded: LoadedModel):
+``"pneumonia"`` explains the model's P(pneumonia); ``"subtype"`` the subtype model's
+P(bacterial | pneumonia), the card's ``subtype`` section (same input and explained layer).
+"""
+
+
+class Explainer:
+    """Builds the tf-keras-vis explainers of one network once; call :meth:`heatmaps` per batch.
+
+    One design for both targets: the pneumonia map explains ``loaded.model`` towards its
+    classes (``NORMAL``, ``PNEUMONIA``), the subtype map the subtype model
+    (:func:`pneumo.store.load_subtype`: the same compact CNN graph and input) towards its
+    classes (``viral``, ``bacterial``).
+    """
+
+    def __init__(self, loaded: LoadedModel, target: str = "pneumonia", subtype: SubtypeModel | None = None):
+        """
+        Args:
+            loaded: the verified model (its input size; its network and classes for ``"pneumonia"``).
+            target: a key of :data:`TARGETS`.
+            subtype: the loaded subtype model, for ``"subtype"`` only.
+
+        Raises:
+            ValueError: unknown target, a subtype target without its model, or a subtype model for pneumonia.
+        """
         from tf_keras_vis.gradcam import Gradcam
         from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
         from tf_keras_vis.saliency import Saliency
         from tf_keras_vis.scorecam import Scorecam
         from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
 
-        model = listed_input_view(loaded.model)
-        self.layer = loaded.explain_layer
+        if target not in TARGETS:
+            raise ValueError(f"unknown explanation target {target!r}; choose from {list(TARGETS)}")
+        if (target == "subtype") != (subtype is not None):
+            raise ValueError("the subtype target needs the loaded subtype model, and only it takes one")
+        self.target = target
+        part = loaded if subtype is None else subtype
+        self.classes = tuple(part.classes)
+        self.layer = part.explain_layer
         self.size = loaded.input_size
+        source = part.model
+        model = listed_input_view(source)
         # clone=True: the shared, cached model is never modified (Score-CAM gets a view of its own).
         self._methods = {
             "gradcam": Gradcam(model, model_modifier=ReplaceToLinear(), clone=True),
             "gradcam_pp": GradcamPlusPlus(model, model_modifier=ReplaceToLinear(), clone=True),
-            "scorecam": Scorecam(direct_predict_view(two_class_view(loaded.model)), clone=True),
+            "scorecam": Scorecam(direct_predict_view(two_class_view(source)), clone=True),
             "saliency": Saliency(model, model_modifier=ReplaceToLinear(), clone=True),
         }
 
-    def heatmaps(self, inputs: np.ndarray, method: str = "gradcam",
-                 target: str = "PNEUMONIA") -> np.ndarray:
+    def heatmaps(self, inputs: np.ndarray, method: str = "gradcam", towards: str | None = None) -> np.ndarray:
         """Maps for a batch of model inputs.
 
         Args:
             inputs: (n, size, size, 1) in 0-255, as ``pneumo.preprocess.to_model_input`` makes them.
             method: a key of :data:`METHODS`.
-            target: ``"PNEUMONIA"`` for evidence towards pneumonia, ``"NORMAL"`` for evidence against.
+            towards: the class the map is evidence for, one of :attr:`classes` (``"PNEUMONIA"`` or
+                ``"NORMAL"``; ``"bacterial"`` or ``"viral"``); None for the second (positive) one.
 
         Returns:
             float32 (n, size, size) in [0, 1], each map scaled to its own maximum.
 
         Raises:
-            ValueError: unknown method or target, or inputs of the wrong shape.
+            ValueError: unknown method or class, or inputs of the wrong shape.
         """
         from tf_keras_vis.utils.scores import BinaryScore, CategoricalScore
 
         if method not in self._methods:
             raise ValueError(f"unknown method {method!r}; choose from {list(METHODS)}")
-        if target not in ("PNEUMONIA", "NORMAL"):
-            raise ValueError(f"unknown target {target!r}; choose PNEUMONIA or NORMAL")
+        towards = self.classes[1] if towards is None else towards
+        if towards not in self.classes:
+            raise ValueError(f"unknown class {towards!r} for the {self.target} map; choose from {list(self.classes)}")
+        positive = towards == self.classes[1]
         inputs = np.asarray(inputs, dtype=np.float32)
         if inputs.ndim != 4 or inputs.shape[1:] != (self.size, self.size, 1):
             raise ValueError(f"inputs must have shape (n, {self.size}, {self.size}, 1), got {inputs.shape}")
-        score = BinaryScore([target == "PNEUMONIA"] * len(inputs))
+        score = BinaryScore([positive] * len(inputs))
         explainer = self._methods[method]
         if method == "scorecam":
             # Score-CAM softmaxes the output: it needs two units, and picks its channels per call.
-            score = CategoricalScore(int(target == "PNEUMONIA"))
+            score = CategoricalScore(int(positive))
             return np.concatenate([self._maps(explainer, method, score, inputs[i:i + 1])
                                    for i in range(len(inputs))])
         return self._maps(explainer, method, score, inputs)
@@ -134,10 +167,9 @@ class Explainer:
         maps = np.nan_to_num(np.asarray(maps, dtype=np.float32).reshape(len(inputs), self.size, self.size))
         return np.clip(maps, 0.0, 1.0)
 
-    def heatmap(self, model_input: np.ndarray, method: str = "gradcam",
-                target: str = "PNEUMONIA") -> np.ndarray:
+    def heatmap(self, model_input: np.ndarray, method: str = "gradcam", towards: str | None = None) -> np.ndarray:
         """The map of one model input (size, size, 1); returns (size, size)."""
-        return self.heatmaps(np.asarray(model_input)[np.newaxis], method, target)[0]
+        return self.heatmaps(np.asarray(model_input)[np.newaxis], method, towards)[0]
 
 
 BORDER_MARGIN = 0.12

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -23,11 +23,11 @@ from pneumo.inference.sites import Site, SiteError, load_site
 from pneumo.io import Film, FilmReadError, read_film
 from pneumo.modeling.augment import AugmentConfig, make_augment
 from pneumo.preprocess import to_model_input
-from pneumo.store import LoadedModel
+from pneumo.store import LoadedModel, ModelStoreError, SubtypeModel, load_subtype
 
 STATUS_OK, STATUS_REJECTED, STATUS_ERROR = "ok", "rejected", "error"
 
-CSV_FIELDS = ("path", "status", "p_pneumonia", "label", "message", "site")
+CSV_FIELDS = ("path", "status", "p_pneumonia", "label", "p_bacterial", "pattern", "message", "site")
 """The columns of ``python -m pneumo predict`` and of the app's CSV download, in order."""
 
 REVIEW_EDGE = 0.5
@@ -75,6 +75,10 @@ class Assessment:
     DICOM header puts outside the intended use (:mod:`pneumo.guard.header`) is refused
     before the model runs: no ``p_pneumonia`` at all. ``warnings`` are sentences to show
     beside a result (an age outside the trained range); they lead ``message`` too.
+
+    ``p_bacterial`` (P(bacterial | pneumonia), calibrated) and ``pattern`` (``"bacterial"`` or
+    ``"viral"``) are set exactly when the film is ``ok``, its label is pneumonia (review band
+    included) and the model has a subtype model; otherwise None and "".
     """
 
     source: str
@@ -87,13 +91,17 @@ class Assessment:
     scope_checked: bool = False  # False when the model has no guard (nothing was checked)
     site: str = ""  # the site calibration in effect, "" for the model's own operating point
     warnings: tuple[str, ...] = ()
+    p_bacterial: float | None = None
+    pattern: str = ""
 
     def row(self) -> dict:
-        """The CSV row (:data:`CSV_FIELDS`): p_pneumonia for ``ok`` rows only, site "" without one."""
+        """The CSV row (:data:`CSV_FIELDS`): p_pneumonia for ``ok`` rows only, p_bacterial with a pattern only."""
         shown = self.status == STATUS_OK and self.p_pneumonia is not None
         return {"path": self.source, "status": self.status,
                 "p_pneumonia": f"{self.p_pneumonia:.4f}" if shown else "",
-                "label": self.label or "", "message": self.message, "site": self.site}
+                "label": self.label or "",
+                "p_bacterial": f"{self.p_bacterial:.4f}" if self.pattern and self.p_bacterial is not None else "",
+                "pattern": self.pattern, "message": self.message, "site": self.site}
 
 
 def write_csv(handle: TextIO, assessments: Iterable[Assessment]) -> None:
@@ -110,6 +118,7 @@ def write_csv(handle: TextIO, assessments: Iterable[Assessment]) -> None:
 
 
 USE_STORED_GUARD = "stored"
+USE_STORED_SUBTYPE = "stored"
 
 
 def compiled(model, size: int):
@@ -140,12 +149,20 @@ class Classifier:
     the site's, ``sigmoid(T_model * logit(p) / T_site)``, and labels use the site's
     threshold; without one the model's own operating point applies.
 
+    With a subtype model (by default the one stored beside the model, see
+    :func:`pneumo.store.load_subtype`; ``subtype=None`` for none), every ``ok`` film labelled
+    pneumonia (review band included) also gets ``p_bacterial`` and ``pattern``; the subtype
+    model runs on those films only, and a site calibration does not change it. A subtype
+    file that fails its check leaves ``subtype`` None and its one-sentence reason in
+    ``subtype_error``: films are still read, without a pattern, and whoever shows the results
+    says so.
+
     Raises:
         SiteError: an unknown site, or a site calibrated for another model file.
     """
 
     def __init__(self, loaded: LoadedModel, guard: Guard | None | str = USE_STORED_GUARD,
-                 site: Site | str | None = None):
+                 site: Site | str | None = None, subtype: SubtypeModel | None | str = USE_STORED_SUBTYPE):
         self.loaded = loaded
         self.model = loaded.model
         self.size = loaded.input_size
@@ -160,16 +177,38 @@ class Classifier:
         self.guard = load_guard(loaded) if guard == USE_STORED_GUARD else guard
         self._call = compiled(self.model, self.size)
         self._two_headed = compiled(feature_model(self.model), self.size) if self.guard is not None else None
+        self.subtype_error = ""
+        if subtype == USE_STORED_SUBTYPE:
+            try:
+                subtype = load_subtype(loaded)
+            except ModelStoreError as err:
+                subtype, self.subtype_error = None, str(err)
+        self.subtype = subtype
+        self._subtype_call = compiled(subtype.model, self.size) if subtype is not None else None
 
     def predict_inputs(self, inputs: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """P(pneumonia) for model inputs (n, size, size, 1) in 0-255; returns (n,) float."""
+        return self._at_site(self._in_batches(self._call, inputs, batch_size))
+
+    def predict_subtype_inputs(self, inputs: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """P(bacterial | pneumonia) for model inputs (n, size, size, 1) in 0-255; returns (n,) float.
+
+        Raises:
+            ValueError: the classifier has no subtype model, or the inputs have another shape.
+        """
+        if self._subtype_call is None:
+            raise ValueError(self.subtype_error or f"model {self.loaded.name!r} has no subtype model "
+                             "(its card has no subtype section; see 'train-subtype').")
+        return self._in_batches(self._subtype_call, inputs, batch_size)
+
+    def _in_batches(self, call, inputs: np.ndarray, batch_size: int) -> np.ndarray:
+        """A traced model's single output over inputs (n, size, size, 1), batch by batch; (n,) float64."""
         inputs = np.asarray(inputs, dtype=np.float32)
         if inputs.ndim != 4 or inputs.shape[1:] != (self.size, self.size, 1):
             raise ValueError(f"inputs must have shape (n, {self.size}, {self.size}, 1), "
                              f"got {inputs.shape}")
-        out = [np.asarray(self._call(inputs[i:i + batch_size]))[:, 0]
-               for i in range(0, len(inputs), batch_size)]
-        return self._at_site(np.concatenate(out).astype(np.float64)) if out else np.zeros(0)
+        out = [np.asarray(call(inputs[i:i + batch_size]))[:, 0] for i in range(0, len(inputs), batch_size)]
+        return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 
     @property
     def site_name(self) -> str:
@@ -254,8 +293,21 @@ class Classifier:
             return
         inputs = np.stack([to_model_input(film, self.size) for _, film in pending])
         probs, verdicts = self._judge(inputs, [film for _, film in pending])
-        for (name, film), p, verdict in zip(pending, probs, verdicts):
-            yield self._assessment(name, film, float(p), verdict)
+        assessments = [self._assessment(name, film, float(p), verdict)
+                       for (name, film), p, verdict in zip(pending, probs, verdicts)]
+        yield from self._with_pattern(assessments, inputs)
+
+    def _with_pattern(self, assessments: list[Assessment], inputs: np.ndarray) -> list[Assessment]:
+        """The assessments, those read as pneumonia with ``p_bacterial`` and ``pattern`` (one subtype pass)."""
+        if self.subtype is None:
+            return assessments
+        chosen = [i for i, a in enumerate(assessments) if a.status == STATUS_OK and a.label == self.classes[1]]
+        if not chosen:
+            return assessments
+        for i, p in zip(chosen, self.predict_subtype_inputs(inputs[chosen])):
+            assessments[i] = replace(assessments[i], p_bacterial=float(p),
+                                     pattern=self.subtype.pattern_for(float(p)))
+        return assessments
 
     def _assessment(self, name: str, film: Film, p: float, verdict: ScopeVerdict | None) -> Assessment:
         warnings = check_header(film.header).warnings

@@ -304,7 +304,7 @@ def calibrate_site(loaded: LoadedModel, root: str | Path, name: str,
     records = data.find_films(root)
     found = _class_counts(r.label for r in records)
     _check_counts(found, root)
-    classifier = Classifier(loaded)
+    classifier = Classifier(loaded, subtype=None)  # the site fits P(pneumonia) only
     kept, probs, refused, unreadable = [], [], 0, 0
     if progress is not None:
         progress(0, len(records))

@@ -23,6 +23,7 @@ from pneumo.render.palette import (
     MAP_COLOURS,
     METRIC_COLOURS,
     NEUTRAL_COLOUR,
+    PATTERN_COLOURS,
     PRIMARY_COLOUR,
 )
 from pneumo.render.wording import format_percent, verdict_bands
@@ -44,7 +45,7 @@ def _style(fig: go.Figure, title: str | None = None, height: int = 320, **layout
 
 
 def _class_colour(name: str) -> str:
-    return CLASS_COLOURS.get(name, NEUTRAL_COLOUR)
+    return CLASS_COLOURS.get(name, PATTERN_COLOURS.get(name, NEUTRAL_COLOUR))
 
 
 # -- one film -----------------------------------------------------------------------------------
@@ -89,6 +90,20 @@ def probability_bars(p_pneumonia: float, threshold: float,
     fig.update_xaxes(range=[0, 1.08], tickformat=".0%", title="calibrated probability")
     fig.update_yaxes(categoryorder="array", categoryarray=names)
     return _style(fig, height=210, legend=dict(orientation="h", y=-0.45, x=0))
+
+
+def pattern_bars(p_bacterial: float, threshold: float,
+                 classes: Sequence[str] = ("viral", "bacterial")) -> go.Figure:
+    """Two bars, P(viral) and P(bacterial) of a film read as pneumonia, with the subtype threshold.
+
+    Args:
+        p_bacterial: the subtype model's calibrated P(bacterial | pneumonia).
+        threshold: bacterial when ``p_bacterial >= threshold`` (drawn at ``1 - threshold`` on the viral bar).
+        classes: the subtype model's classes in label order.
+    """
+    fig = probability_bars(p_bacterial, threshold, None, classes)
+    fig.update_xaxes(title="calibrated probability, given pneumonia")
+    return fig
 
 
 def verdict_scale(threshold: float, classes: Sequence[str] = ("NORMAL", "PNEUMONIA")) -> go.Figure:
@@ -177,8 +192,8 @@ def pr_chart(pr: dict, average_precision: float | None = None, prevalence: float
     return _style(fig, title, legend=dict(x=0.02, y=0.05))
 
 
-def reliability_chart(reliability: dict) -> go.Figure:
-    """Reliability diagram: observed pneumonia rate against mean predicted probability per bin."""
+def reliability_chart(reliability: dict, outcome: str = "pneumonia") -> go.Figure:
+    """Reliability diagram: observed rate of ``outcome`` against its mean predicted probability per bin."""
     counts = np.asarray(reliability.get("count") or [], dtype=float)
     sizes = 8 + 22 * np.sqrt(counts / counts.max()) if counts.size else []
     fig = go.Figure([
@@ -190,12 +205,13 @@ def reliability_chart(reliability: dict) -> go.Figure:
                    hovertemplate="predicted %{x:.3f}, observed %{y:.3f} (%{customdata:.0f} films)"
                                  "<extra></extra>"),
     ])
-    fig.update_xaxes(range=[0, 1], title="mean predicted P(pneumonia)")
-    fig.update_yaxes(range=[0, 1.02], title="observed pneumonia rate")
+    fig.update_xaxes(range=[0, 1], title=f"mean predicted P({outcome})")
+    fig.update_yaxes(range=[0, 1.02], title=f"observed {outcome} rate")
     return _style(fig, "Reliability diagram", legend=dict(x=0.02, y=0.98))
 
 
-def threshold_sweep_chart(sweep: dict, threshold: float, operating: float) -> go.Figure:
+def threshold_sweep_chart(sweep: dict, threshold: float, operating: float,
+                          outcome: str = "pneumonia") -> go.Figure:
     """Sensitivity, specificity, PPV and NPV against the threshold, with two thresholds marked."""
     fig = go.Figure()
     for key, label in (("sensitivity", "sensitivity"), ("specificity", "specificity"),
@@ -207,7 +223,7 @@ def threshold_sweep_chart(sweep: dict, threshold: float, operating: float) -> go
                   annotation_text="model's threshold", annotation_position="bottom right")
     fig.add_vline(x=threshold, line=dict(color=THRESHOLD_COLOUR, dash="dash"),
                   annotation_text="chosen", annotation_position="top left")
-    fig.update_xaxes(range=[0, 1], title="threshold on P(pneumonia)")
+    fig.update_xaxes(range=[0, 1], title=f"threshold on P({outcome})")
     fig.update_yaxes(range=[0, 1.02])
     return _style(fig, "Validation figures at every threshold", legend=dict(orientation="h", y=-0.25))
 

@@ -18,7 +18,14 @@ from pneumo.inference.predict import STATUS_REJECTED, Assessment, Classifier
 from pneumo.io import Film
 from pneumo.preprocess import to_display
 from pneumo.render.pdf import CaseReport
-from pneumo.render.wording import format_probability, map_note
+from pneumo.render.wording import (
+    CAM_WORDS,
+    SUBTYPE_CAM_WORDS,
+    format_probability,
+    map_note,
+    pattern_text,
+    subtype_map_note,
+)
 
 METADATA_LABELS = {"view": "View", "modality": "Modality", "study_date": "Study date",
                    "body_part": "Body part", "photometric": "Photometric interpretation"}
@@ -39,7 +46,10 @@ class FilmView:
         warning: :data:`pneumo.inference.explain.ATTENTION_WARNING` when the map's weight lies at
             the film's border, else None.
         note: what the map of a film read as normal or in the review band means
-            (:func:`pneumo.render.wording.map_note`), else None.
+            (:func:`pneumo.render.wording.map_note`), or the bacterial-pattern map of a film whose
+            pattern reads viral (:func:`pneumo.render.wording.subtype_map_note`), else None.
+        target: what the map explains, a key of :data:`pneumo.inference.explain.TARGETS`.
+        legend: what the overlay's colour scale means for that target.
     """
 
     film: np.ndarray
@@ -50,30 +60,46 @@ class FilmView:
     overlay_caption: str
     warning: str | None
     note: str | None
+    target: str = "pneumonia"
+    legend: str = CAM_WORDS
 
 
 def film_view(film: Film, heatmap: np.ndarray, size: int, method: str, opacity: float,
-              p_pneumonia: float, threshold: float) -> FilmView:
+              p_pneumonia: float, threshold: float, target: str = "pneumonia", pattern: str = "") -> FilmView:
     """The film as the model saw it, its overlay, and the warning and note that go beside it.
 
     Args:
         film: the decoded film.
-        heatmap: its map towards pneumonia, float (size, size) in [0, 1].
+        heatmap: its map towards pneumonia (or, for ``target="subtype"``, towards a bacterial
+            pattern), float (size, size) in [0, 1].
         size: the model's input size.
         method: the explanation method's key (a key of :data:`pneumo.inference.explain.METHODS`).
         opacity: the overlay's opacity, 0 to 1.
         p_pneumonia: the film's calibrated probability.
         threshold: the operating threshold in effect.
+        target: what the map explains, a key of :data:`pneumo.inference.explain.TARGETS`.
+        pattern: the film's pattern (``"bacterial"``, ``"viral"``; "" for none).
 
     Returns:
         The :class:`FilmView`.
+
+    Raises:
+        ValueError: a bacterial-pattern map of a film that has no pattern.
     """
+    if target not in explain.TARGETS:
+        raise ValueError(f"unknown map target {target!r}; choose from {list(explain.TARGETS)}")
+    if target == "subtype" and not pattern:
+        raise ValueError("a bacterial-pattern map is shown only for a film read as pneumonia with a pattern")
     shown = to_display(film, size)
     name = explain.METHODS[method]
+    subtype = target == "subtype"
+    looked = ("where the subtype model looked for a bacterial pattern" if subtype
+              else "where the model looked for pneumonia")
     return FilmView(film=shown, overlay=explain.overlay(shown, heatmap, opacity), method=method,
                     method_name=name, film_caption=f"The film as the model saw it ({size} x {size})",
-                    overlay_caption=f"{name}: where the model looked for pneumonia",
-                    warning=explain.attention_warning(heatmap), note=map_note(p_pneumonia, threshold))
+                    overlay_caption=f"{name}: {looked}", warning=explain.attention_warning(heatmap),
+                    note=subtype_map_note(pattern) if subtype else map_note(p_pneumonia, threshold),
+                    target=target, legend=SUBTYPE_CAM_WORDS if subtype else CAM_WORDS)
 
 
 def probability_text(p_pneumonia: float, threshold: float, interval: tuple[float, float],
@@ -84,6 +110,13 @@ def probability_text(p_pneumonia: float, threshold: float, interval: tuple[float
     return (f"P(pneumonia) = **{format_probability(p_pneumonia)}** · operating threshold "
             f"{format_probability(threshold)}{site} · 10-90% interval under mild test-time changes "
             f"{format_probability(low)} to {format_probability(high)}")
+
+
+def pattern_line(item: Assessment) -> str | None:
+    """``Pattern: bacterial, P(bacterial) = 81%`` for a film read as pneumonia with a pattern, else None."""
+    if not item.pattern or item.p_bacterial is None:
+        return None
+    return pattern_text(item.pattern, item.p_bacterial)
 
 
 def metadata_text(metadata: Mapping[str, str]) -> str | None:
@@ -102,4 +135,8 @@ def case_report(view: FilmView, item: Assessment, classifier: Classifier,
         interval=interval, classes=tuple(classifier.classes), metadata=dict(item.film.metadata),
         attention_outside=view.warning is not None, site=classifier.site_name, warnings=item.warnings,
         out_of_scope=item.out_of_scope_reason if item.status == STATUS_REJECTED else "",
+        pattern=item.pattern if item.p_bacterial is not None else "",
+        p_bacterial=item.p_bacterial if item.pattern else None,
+        subtype_threshold=classifier.subtype.threshold if item.pattern and classifier.subtype is not None else None,
+        map_target=view.target,
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pneumo.evaluation.faithfulness_results import check_targets
 from pneumo.render.faithfulness_words import target_rows
-from pneumo.render.wording import format_number, format_probability
+from pneumo.render.wording import PATTERN_CAVEAT, format_number, format_probability
 from pneumo.store import LoadedModel
 
 SCHEME_WORDS = {"random": "random patient folds (in-distribution)",
@@ -240,10 +240,13 @@ def validation_metrics(validation: dict) -> list[Metric]:
     return [Metric(label, format_number(validation.get(key))) for key, label in VALIDATION_WORDS]
 
 
-def threshold_metrics(chosen: dict, operating: dict) -> list[Metric]:
-    """Sensitivity, specificity, PPV and NPV at the chosen threshold, with their change against the model's."""
+def threshold_metrics(chosen: dict, operating: dict, rates=RATES) -> list[Metric]:
+    """Sensitivity, specificity, PPV and NPV at the chosen threshold, with their change against the model's.
+
+    ``rates`` is :data:`RATES` for the pneumonia model, :data:`SUBTYPE_RATES` for the subtype model.
+    """
     metrics = []
-    for key, label, help_text in RATES:
+    for key, label, help_text in rates:
         value, base = chosen[key], operating[key]
         delta = None if value is None or base is None or chosen["threshold"] == operating["threshold"] \
             else f"{value - base:+.3f}"
@@ -251,12 +254,16 @@ def threshold_metrics(chosen: dict, operating: dict) -> list[Metric]:
     return metrics
 
 
-def threshold_caption(chosen: dict) -> str:
+def threshold_caption(chosen: dict, positive: str = "pneumonia", negative: str = "normal") -> str:
     """What the chosen threshold catches and misses, and where its figures come from."""
     (tn, fp), (fn, tp) = chosen["confusion_matrix"]
-    return (f"At {chosen['threshold']:.4f}: {tp} pneumonia films caught, {fn} missed; {tn} normal films "
-            f"cleared, {fp} flagged. Figures {THRESHOLD_BASIS_WORDS[chosen['basis']]}; deltas against the "
-            "model's threshold.")
+    if positive == "pneumonia":
+        counts = (f"{tp} pneumonia films caught, {fn} missed; {tn} normal films cleared, {fp} flagged")
+    else:
+        counts = (f"{tp} {positive} films read {positive}, {fn} read {negative}; {tn} {negative} films read "
+                  f"{negative}, {fp} read {positive}")
+    return (f"At {chosen['threshold']:.4f}: {counts}. Figures {THRESHOLD_BASIS_WORDS[chosen['basis']]}; "
+            "deltas against the model's threshold.")
 
 
 def architecture_facts(loaded: LoadedModel) -> dict[str, str]:
@@ -322,3 +329,87 @@ def header_checks_sentence(card: dict) -> str | None:
     kinds = ", ".join(f"{n} {modality}" for modality, n in public.get("modalities", {}).items())
     return (f"Of {public['n']} public DICOM files whose header names another modality ({kinds}), "
             f"{public['refused_naming_modality']} are refused naming it ({public['source'].split(' whose')[0]}).")
+
+
+# -- the subtype model: bacterial or viral ------------------------------------------------------
+
+SUBTYPE_RATES = (("sensitivity", "Sensitivity (bacterial)", "Share of bacterial pneumonia films read bacterial."),
+                 ("specificity", "Specificity (viral)", "Share of viral pneumonia films read viral."),
+                 ("ppv", "PPV", "Of the films read bacterial, the share that were bacterial."),
+                 ("npv", "NPV", "Of the films read viral, the share that were viral."))
+"""The subtype model's rates at a threshold: key, label and what it means."""
+
+SUBTYPE_FIGURE_WORDS = (("accuracy", "Accuracy"), ("sensitivity", "Sensitivity (bacterial)"),
+                        ("specificity", "Specificity (viral)"), ("roc_auc", "ROC AUC"), ("ece", "ECE"))
+
+NO_SUBTYPE = ("This model has no bacterial-or-viral model: its card holds no subtype section "
+              "(`python -m pneumo train-subtype` adds one).")
+
+SUBTYPE_CAVEAT = PATTERN_CAVEAT
+
+
+def subtype_section(card: dict) -> dict | None:
+    """The card's ``subtype`` section (the bacterial-or-viral model), or None."""
+    section = card.get("subtype")
+    return section if section and section.get("validation") else None
+
+
+def subtype_predictions(section: dict) -> tuple[list[int], list[float]]:
+    """The out-of-fold films' labels (1 = bacterial) and calibrated P(bacterial).
+
+    P(bacterial) is ``sigmoid(logit / temperature)`` of the stored out-of-fold logits, as the
+    shipped file computes it.
+    """
+    import numpy as np
+
+    from pneumo.stats.calibration import sigmoid
+
+    validation = section["validation"]
+    logits = np.asarray(validation["logit"], dtype=np.float64) / float(section["temperature"])
+    return [int(label) for label in validation["label"]], sigmoid(logits).tolist()
+
+
+def subtype_validation(section: dict) -> dict:
+    """The subtype section as a validation section, so the main model's explorer, curves and charts take it.
+
+    Returns:
+        ``threshold``, ``n``, ``kind``, the figures' values (accuracy, sensitivity, ...), ``ppv`` and
+        ``npv``, ``confusion_matrix``, ``curves`` (roc, pr, reliability) and ``predictions``
+        (``labels``; ``p_pneumonia`` holds P(bacterial), the key
+        :func:`pneumo.stats.metrics.validation_at_threshold` reads).
+    """
+    from pneumo.stats import metrics
+
+    validation = section["validation"]
+    figures = validation.get("figures") or {}
+    labels, probs = subtype_predictions(section)
+    threshold = float(section["threshold"])
+    at = metrics.at_threshold(labels, probs, threshold)
+    values = {key: figure["value"] for key, figure in figures.items() if isinstance(figure, dict)}
+    curves = dict(validation.get("curves") or {})
+    curves.setdefault("reliability", validation.get("reliability"))
+    return {**at, **values, "threshold": threshold, "n": validation.get("n", len(labels)),
+            "kind": validation.get("kind", ""), "confusion_matrix": figures.get("confusion_matrix",
+                                                                                 at["confusion_matrix"]),
+            "curves": curves, "predictions": {"labels": labels, "p_pneumonia": probs}}
+
+
+def subtype_figure_rows(section: dict) -> list[dict]:
+    """The subtype model's figures with their 95% intervals, one row per figure."""
+    figures = section["validation"].get("figures") or {}
+    return [{"Figure": words, "Value (95% interval)": format_interval(figures.get(key))}
+            for key, words in SUBTYPE_FIGURE_WORDS]
+
+
+def subtype_sentence(section: dict) -> str:
+    """Where the subtype figures come from and what the model is, in plain words."""
+    validation = section["validation"]
+    ece_before = validation.get("ece_uncalibrated")
+    calibration = (f" ECE before the temperature: {format_number(ece_before)}." if ece_before is not None else "")
+    return (f"{section.get('output', 'P(bacterial | pneumonia)')} for films read as pneumonia, on "
+            f"{validation.get('n', 0):,} pneumonia films whose names tell the subtype "
+            f"({validation.get('positives', '?')} bacterial, {validation.get('negatives', '?')} viral): "
+            f"{validation.get('kind', 'validation')}. Trained on {section.get('trained_on', 'not recorded')}; "
+            f"temperature T = {format_number(section.get('temperature'))}, threshold "
+            f"{format_probability(float(section['threshold']))} ({section.get('threshold_rule', 'not recorded')})."
+            f"{calibration} 95% intervals from a bootstrap over patients.")

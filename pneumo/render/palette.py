@@ -10,6 +10,9 @@ from __future__ import annotations
 CLASS_COLOURS = {"NORMAL": "#2e7d5b", "PNEUMONIA": "#b3261e"}
 """Class name -> colour, used for verdicts, probability bars and dataset charts alike."""
 
+PATTERN_COLOURS = {"viral": "#4a5fa8", "bacterial": "#8e2c5f"}
+"""Pneumonia pattern -> colour of its bar (distinct from the verdicts': a pattern is not a verdict)."""
+
 REVIEW_COLOUR = "#a15c00"
 """For verdicts in the review band (amber; 5.2:1 against white, like the class colours)."""
 

@@ -28,14 +28,21 @@ from pneumo.render.wording import (
     CAM_WORDS,
     DISCLAIMER,
     NO_SITE_WORDS,
+    PATTERN_CAVEAT,
+    SUBTYPE_CAM_WORDS,
     bands_text,
     format_probability,
     map_note,
+    subtype_map_note,
     verdict_for,
 )
 
 PAGE_MARGIN_MM = 15
 IMAGE_WIDTH_MM = 85
+MIN_IMAGE_WIDTH_MM = 60
+FOOTER_MM = 22
+BELOW_IMAGES_MM = 55
+"""What is printed under the images at most (captions, scale, map words, note, attention warning)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,10 @@ class CaseReport:
         site: the site calibration in effect, "" for the model's own operating point.
         warnings: sentences printed beside the result (an age outside the trained range).
         out_of_scope: the refusal reason of a film shown anyway by an expert ("" otherwise).
+        pattern: ``"bacterial"`` or ``"viral"`` for a film read as pneumonia with a subtype model, else "".
+        p_bacterial: the subtype model's calibrated P(bacterial | pneumonia), with a pattern only.
+        subtype_threshold: the subtype model's threshold (bacterial at or above), with a pattern only.
+        map_target: what the overlay explains: ``"pneumonia"`` or ``"subtype"`` (the bacterial pattern).
     """
 
     film: np.ndarray
@@ -75,6 +86,10 @@ class CaseReport:
     site: str = ""
     warnings: tuple[str, ...] = ()
     out_of_scope: str = ""
+    pattern: str = ""
+    p_bacterial: float | None = None
+    subtype_threshold: float | None = None
+    map_target: str = "pneumonia"
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -112,6 +127,7 @@ def case_report_pdf(report: CaseReport) -> bytes:
     _write_verdict(pdf, verdict.text, verdict.colour)
     _write_cautions(pdf, report)
     _write_facts(pdf, _facts(report))
+    _write_pattern_caveat(pdf, report)
     _write_images(pdf, report)
     _write_footer(pdf, report.attention_outside)
     return bytes(pdf.output())
@@ -128,10 +144,25 @@ def _facts(report: CaseReport) -> list[tuple[str, str]]:
         ("Verdict bands", bands_text(report.threshold)),
         ("Model", f"{report.model_name}, version {report.model_version}"),
         ("Site calibration", report.site or NO_SITE_WORDS),
-        ("Explanation", f"{report.method}, towards pneumonia"),
     ]
+    if report.pattern and report.p_bacterial is not None:
+        rule = (f" (threshold {format_probability(report.subtype_threshold)}: bacterial at or above)"
+                if report.subtype_threshold is not None else "")
+        facts.append(("Pattern", f"{report.pattern}, P(bacterial) = {format_probability(report.p_bacterial)}{rule}"))
+    towards = "a bacterial pattern" if report.map_target == "subtype" else "pneumonia"
+    facts.append(("Explanation", f"{report.method}, towards {towards}"))
     facts += [(key.replace("_", " ").capitalize(), value) for key, value in report.metadata.items()]
     return facts
+
+
+def _write_pattern_caveat(pdf: FPDF, report: CaseReport) -> None:
+    """Under the facts of a film with a pattern: what the pattern is and is not."""
+    if not report.pattern:
+        return
+    pdf.set_y(pdf.get_y() - 3)
+    pdf.set_font("Helvetica", "I", 9)
+    pdf.multi_cell(0, 4.5, _latin1(PATTERN_CAVEAT), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
 
 
 def _latin1(text: str) -> str:
@@ -184,26 +215,29 @@ def _write_facts(pdf: FPDF, facts: list[tuple[str, str]]) -> None:
 
 def _write_images(pdf: FPDF, report: CaseReport) -> None:
     top = pdf.get_y()
+    # Smaller images when the facts above run long (a pattern, header fields, warnings): one page always.
+    side = max(MIN_IMAGE_WIDTH_MM, min(IMAGE_WIDTH_MM, pdf.h - PAGE_MARGIN_MM - FOOTER_MM - BELOW_IMAGES_MM - top))
     left = PAGE_MARGIN_MM
-    right = pdf.w - PAGE_MARGIN_MM - IMAGE_WIDTH_MM
-    pdf.image(Image.fromarray(report.film), x=left, y=top, w=IMAGE_WIDTH_MM, h=IMAGE_WIDTH_MM)
-    pdf.image(Image.fromarray(report.overlay), x=right, y=top, w=IMAGE_WIDTH_MM, h=IMAGE_WIDTH_MM)
-    pdf.set_y(top + IMAGE_WIDTH_MM + 1)
+    right = pdf.w - PAGE_MARGIN_MM - side
+    pdf.image(Image.fromarray(report.film), x=left, y=top, w=side, h=side)
+    pdf.image(Image.fromarray(report.overlay), x=right, y=top, w=side, h=side)
+    pdf.set_y(top + side + 1)
     pdf.set_font("Helvetica", "", 9)
     pdf.set_x(left)
-    pdf.cell(IMAGE_WIDTH_MM, 5, "The film as the model saw it", align="C")
+    pdf.cell(side, 5, "The film as the model saw it", align="C")
     pdf.set_x(right)
-    pdf.cell(IMAGE_WIDTH_MM, 5, _latin1(f"{report.method} overlay"), align="C",
+    pdf.cell(side, 5, _latin1(f"{report.method} overlay"), align="C",
              new_x="LMARGIN", new_y="NEXT")
     strip_top = pdf.get_y() + 1
-    pdf.image(Image.fromarray(colour_scale_strip(256, 8)), x=right, y=strip_top, w=IMAGE_WIDTH_MM, h=3)
+    pdf.image(Image.fromarray(colour_scale_strip(256, 8)), x=right, y=strip_top, w=side, h=3)
     pdf.set_y(strip_top + 3.5)
     pdf.set_x(right)
-    pdf.cell(IMAGE_WIDTH_MM / 2, 4, "least weight", align="L")
-    pdf.cell(IMAGE_WIDTH_MM / 2, 4, "most weight", align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(side / 2, 4, "least weight", align="L")
+    pdf.cell(side / 2, 4, "most weight", align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
-    pdf.multi_cell(0, 4.5, _latin1(CAM_WORDS), new_x="LMARGIN", new_y="NEXT")
-    note = map_note(report.p_pneumonia, report.threshold)
+    subtype_map = report.map_target == "subtype"
+    pdf.multi_cell(0, 4.5, _latin1(SUBTYPE_CAM_WORDS if subtype_map else CAM_WORDS), new_x="LMARGIN", new_y="NEXT")
+    note = subtype_map_note(report.pattern) if subtype_map else map_note(report.p_pneumonia, report.threshold)
     if note:
         pdf.multi_cell(0, 4.5, _latin1(note), new_x="LMARGIN", new_y="NEXT")
 
@@ -215,7 +249,7 @@ def _write_footer(pdf: FPDF, attention_outside: bool) -> None:
         pdf.set_text_color(*rgb(PDF_WARNING_COLOUR))
         pdf.multi_cell(0, 5, _latin1(ATTENTION_WARNING), new_x="LMARGIN", new_y="NEXT")
         pdf.set_text_color(*rgb(PDF_TEXT_COLOUR))
-    pdf.set_y(pdf.h - PAGE_MARGIN_MM - 22)
+    pdf.set_y(pdf.h - PAGE_MARGIN_MM - FOOTER_MM)
     pdf.set_font("Helvetica", "B", 10)
     pdf.set_fill_color(*rgb(PDF_PANEL_COLOUR))
     pdf.multi_cell(0, 5.5, _latin1(DISCLAIMER), border=1, fill=True, padding=2, align="L",

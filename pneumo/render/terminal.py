@@ -38,7 +38,37 @@ def format_evaluation(figures: dict) -> str:
     if figures.get("rejected_out_of_scope"):
         lines.append(f"{len(figures['rejected_out_of_scope'])} films were refused as out of scope "
                      "and left out")
+    if figures.get("subtype"):
+        lines += ["", *format_subtype_evaluation(figures["subtype"])]
     return "\n".join(lines)
+
+
+def format_subtype_evaluation(subtype: dict) -> list[str]:
+    """The bacterial-or-viral block of the evaluation (:func:`pneumo.stats.operating.subtype_figures`)."""
+    def with_interval(figure: dict) -> str:
+        if figure["value"] is None:
+            return "n/a"
+        if figure["low"] is None:
+            return format_number(figure["value"], 4)
+        return f"{figure['value']:.4f} (95% {figure['low']:.4f}-{figure['high']:.4f})"
+
+    figures = subtype["figures"]
+    (vv, vb), (bv, bb) = figures["confusion_matrix"]
+    lines = [f"bacterial or viral, on the {subtype['n']} pneumonia films whose names tell it "
+             f"({subtype['bacterial']} bacterial, {subtype['viral']} viral; {subtype['given_no_pattern']} "
+             "given no pattern, counted as wrong)",
+             f"threshold    {subtype['threshold']:.4f} (P(bacterial) at or above: bacterial)",
+             f"accuracy     {with_interval(figures['accuracy'])}",
+             f"sensitivity  {with_interval(figures['sensitivity'])} (bacterial called bacterial)",
+             f"specificity  {with_interval(figures['specificity'])} (viral called viral)",
+             f"ROC AUC      {with_interval(figures['roc_auc'])}",
+             f"ECE          {with_interval(figures['ece'])}",
+             f"confusion    viral as viral {vv}, as bacterial {vb}; bacterial as viral {bv}, as bacterial {bb}"]
+    given = subtype.get("given_pattern")
+    if given and subtype["given_no_pattern"]:
+        lines.append(f"on the {given['n']} films given a pattern: accuracy {with_interval(given['accuracy'])}, "
+                     f"ROC AUC {with_interval(given['roc_auc'])}")
+    return lines
 
 
 def format_profile(profile: dict) -> str:

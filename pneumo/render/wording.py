@@ -60,6 +60,35 @@ REVIEW_MAP_WORDS = (
 """Beside the overlay of a film in the review band (see :func:`map_note`)."""
 
 
+PATTERN_CAVEAT = ("The bacterial and viral labels are the graders' reading of the film, not a culture "
+                  "result: the pattern supports, never replaces, the decision on antibiotics.")
+"""Said wherever a pattern or its figures are shown: the diagnose page, the PDF, the model page."""
+
+SUBTYPE_CAM_WORDS = (
+    "Warm colours (yellow to red) mark the regions that weighed most towards a bacterial pattern; "
+    "cool, nearly transparent colours (blue) mark regions that weighed little. The map shows where "
+    "the subtype model looked, not where disease is."
+)
+"""What the overlay's colour scale means when the map explains the bacterial pattern."""
+
+VIRAL_MAP_WORDS = (
+    "This film's pattern reads viral, so there is little evidence of a bacterial pattern for the map "
+    "to show. Each map is scaled to its own strongest region: here its warm spots are the faintest "
+    "traces, not a finding."
+)
+"""Beside the bacterial-pattern map of a film whose pattern reads viral."""
+
+
+def pattern_text(pattern: str, p_bacterial: float) -> str:
+    """``Pattern: bacterial, P(bacterial) = 81%`` (markdown: the pattern in bold)."""
+    return f"Pattern: **{pattern}**, P(bacterial) = {format_percent(p_bacterial)}"
+
+
+def subtype_map_note(pattern: str) -> str | None:
+    """What to say beside a bacterial-pattern map: :data:`VIRAL_MAP_WORDS` for a viral pattern, else None."""
+    return VIRAL_MAP_WORDS if pattern == "viral" else None
+
+
 def map_note(p_pneumonia: float, threshold: float) -> str | None:
     """What to say beside a film's overlay about how much its map means, or None.
 
@@ -247,9 +276,10 @@ def verdict_for(p_pneumonia: float, threshold: float,
 
 def results_rows(assessments: Iterable[Assessment], threshold: float,
                  classes: Sequence[str] = ("NORMAL", "PNEUMONIA")) -> list[dict]:
-    """One row per file for the results table: file, probability, verdict, status, message.
+    """One row per file for the results table: file, probability, verdict, pattern, status, message.
 
-    The probability is the float Classifier returned (None for files that could not be read).
+    The probability is the float Classifier returned (None for files that could not be read);
+    the pattern and P(bacterial) are there only for films read as pneumonia (else "" and None).
     """
     rows = []
     for item in assessments:
@@ -258,6 +288,8 @@ def results_rows(assessments: Iterable[Assessment], threshold: float,
             "file": item.source,
             "p_pneumonia": item.p_pneumonia if ok else None,
             "verdict": verdict_for(item.p_pneumonia, threshold, classes).text if ok else "",
+            "pattern": item.pattern if ok else "",
+            "p_bacterial": item.p_bacterial if ok and item.pattern else None,
             "status": item.status,
             "message": item.message,
         })

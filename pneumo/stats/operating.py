@@ -184,6 +184,42 @@ def figures_with_intervals(labels: np.ndarray, probs: np.ndarray, threshold: flo
     return result
 
 
+def subtype_figures(bacterial: np.ndarray, p_bacterial: Sequence[float | None], threshold: float,
+                    patients: Sequence[str], resamples: int = 1000, seed: int = 0) -> dict:
+    """Bacterial-or-viral figures on pneumonia films of known subtype, with 95% patient-bootstrap intervals.
+
+    A film given no pattern (``p_bacterial`` None: read as normal, refused, unreadable) counts as
+    wrong: it is scored as the other pattern with full confidence (P(bacterial) 0 for a bacterial
+    film, 1 for a viral one), in every figure. ``given_pattern`` has the same figures on the films
+    that were given a pattern only (None when there are none).
+
+    Args:
+        bacterial: (n,) 1 for a bacterial film, 0 for a viral one.
+        p_bacterial: (n,) P(bacterial | pneumonia), None where the film was given no pattern.
+        threshold: bacterial when ``p_bacterial >= threshold``.
+        patients: (n,) each film's patient, for the bootstrap.
+
+    Returns:
+        ``n``, ``bacterial``, ``viral``, ``given_no_pattern``, ``threshold``, ``figures``
+        (:func:`figures_with_intervals`: sensitivity is bacterial called bacterial, specificity
+        viral called viral; confusion matrix [[viral as viral, viral as bacterial],
+        [bacterial as viral, bacterial as bacterial]]) and ``given_pattern``.
+    """
+    labels = np.asarray(bacterial).astype(int)
+    given = np.array([p is not None for p in p_bacterial], dtype=bool)
+    probs = np.array([p if p is not None else 0.0 for p in p_bacterial], dtype=np.float64)
+    scored = np.where(given, probs, 1.0 - labels)  # no pattern: the wrong pattern, fully confident
+    patients = np.asarray(patients, dtype=str)
+    result = {"n": int(labels.size), "bacterial": int(labels.sum()), "viral": int(labels.size - labels.sum()),
+              "given_no_pattern": int((~given).sum()), "threshold": float(threshold),
+              "figures": figures_with_intervals(labels, scored, threshold, patients, resamples, seed),
+              "given_pattern": None}
+    if given.any():
+        result["given_pattern"] = figures_with_intervals(labels[given], probs[given], threshold,
+                                                         patients[given], resamples, seed)
+    return result
+
+
 def summarise_transfer(rows: list[dict]) -> dict:
     """The mean and the worst block of :func:`transfer_by_block` rows."""
     summary = {}
