@@ -1,9 +1,12 @@
-# make run   - start the app on port 8501 with the default model
+# make run   - start the app on 127.0.0.1:8501 with the default model (ADDRESS=..., PORT=... to change)
 # make test  - install what the tests need and run the whole suite (browser tests included)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+# The app answers on this machine only unless the operator names another address
+# (ADDRESS=0.0.0.0 for every interface; put sign-in in front of it first).
+ADDRESS ?= 127.0.0.1
 
 .PHONY: run test test-fast bench clean debian-tools
 
@@ -20,12 +23,13 @@ $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.app-installed
 	touch $@
 
 run: $(VENV)/.app-installed
-	$(PY) -m streamlit run app.py --server.port $(PORT) --server.headless true
+	$(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT) --server.headless true
 
 # Debian packages the tests drive, as command:package: Chromium for the browser tests, dcmtk's
 # encoders (dcmcjpeg, dcmcjpls, dcmconv) for the JPEG and big-endian films that
-# tests/test_dicom_encodings.py reads (pydicom itself encodes none of them).
-DEBIAN_TOOLS := chromium:chromium dcmcjpeg:dcmtk dcmcjpls:dcmtk dcmconv:dcmtk
+# tests/test_dicom_encodings.py reads (pydicom itself encodes none of them), and Orthanc, the
+# PACS the DICOM workflow tests send films through.
+DEBIAN_TOOLS := chromium:chromium dcmcjpeg:dcmtk dcmcjpls:dcmtk dcmconv:dcmtk /usr/sbin/Orthanc:orthanc
 
 debian-tools:
 	@missing=$$(for pair in $(DEBIAN_TOOLS); do \

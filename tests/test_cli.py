@@ -40,8 +40,9 @@ def test_predict_csv_contract_with_a_broken_file_mid_batch(use_tiny_store, tmp_p
     before = sorted(p.name for p in folder.rglob("*"))
     assert main(["predict", str(folder), "--csv", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
-    assert list(rows[0]) == ["path", "status", "p_pneumonia", "label", "message", "site"]
+    assert list(rows[0]) == ["path", "status", "p_pneumonia", "label", "p_bacterial", "pattern", "message", "site"]
     assert {r["site"] for r in rows} == {""}
+    assert {r["pattern"] for r in rows} == {r["p_bacterial"] for r in rows} == {""}  # no subtype model here
     assert [r["status"] for r in rows] == ["ok", "error", "ok"]
     assert rows[1]["p_pneumonia"] == "" and "not an image" in rows[1]["message"]
     assert rows[2]["path"].endswith("nested/c.jpeg") and rows[2]["label"] in ("NORMAL", "PNEUMONIA")
@@ -130,6 +131,9 @@ OPTIONS = {
                      "--seed", "--split", "--steps"],
     "operating-point": ["--data", "--min-sensitivity", "--model"],
     "fit-guard": ["--data", "--limit", "--max-train", "--model", "--per-kind", "--seed"],
+    "train-subtype": ["--data", "--epochs", "--learning-rate", "--model", "--run-dir", "--seed"],
+    "dicom-listener": ["--ae-title", "--allow", "--forward", "--host", "--model", "--port", "--site",
+                       "--work-dir"],
 }
 """Every command and its options, as users and scripts know them."""
 

@@ -19,7 +19,9 @@ from pneumo.cli.models import (
     run_operating_point,
     run_train,
     run_train_cv,
+    run_train_subtype,
 )
+from pneumo.cli.network import run_dicom_listener
 from pneumo.cli.scoring import run_evaluate, run_predict
 from pneumo.evaluation.faithfulness import CANVASES
 from pneumo.modeling.models import ARCHITECTURES
@@ -45,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_scoring(commands)
     add_models(commands)
     add_measuring(commands)
+    add_network(commands)
     return parser
 
 
@@ -136,6 +139,17 @@ def add_models(commands) -> None:
     fit_guard.add_argument("--seed", type=int, default=OWNER_DEFAULT)
     fit_guard.set_defaults(handler=run_fit_guard)
 
+    subtype = commands.add_parser(
+        "train-subtype", help="fine-tune the bacterial-or-viral model from a stored ensemble, fold by fold")
+    subtype.add_argument("--model", help=MODEL_HELP)
+    subtype.add_argument("--data", required=True, help="the data the model was trained on (Kaggle-layout root)")
+    subtype.add_argument("--run-dir", default="runs/subtype",
+                         help="where the folds are kept (a rerun resumes at the next unfinished fold)")
+    subtype.add_argument("--epochs", type=int, default=OWNER_DEFAULT)
+    subtype.add_argument("--learning-rate", type=float, default=OWNER_DEFAULT)
+    subtype.add_argument("--seed", type=int, default=OWNER_DEFAULT)
+    subtype.set_defaults(handler=run_train_subtype)
+
 
 def add_scoring(commands) -> None:
     """evaluate, predict."""
@@ -189,3 +203,22 @@ def add_measuring(commands) -> None:
     explain_eval.add_argument("--save", action="store_true",
                               help="store the results beside the model (validation films only)")
     explain_eval.set_defaults(handler=run_explain_eval)
+
+
+def add_network(commands) -> None:
+    """The hospital's imaging network."""
+    listener = commands.add_parser(
+        "dicom-listener", help="receive films over DICOM (C-STORE) and send each one's results back")
+    listener.add_argument("--ae-title", default="PNEUMO", help="the listener's AE title")
+    listener.add_argument("--port", type=int, default=11112)
+    listener.add_argument("--host", default="127.0.0.1",
+                          help="the address to listen on (0.0.0.0 for every interface)")
+    listener.add_argument("--forward", required=True, metavar="HOST:PORT:AET",
+                          help="where the structured reports and overlays go (the PACS)")
+    listener.add_argument("--work-dir", required=True,
+                          help="the work queue's folder (a restart resumes from it)")
+    listener.add_argument("--allow", action="append", metavar="AET",
+                          help="a calling AE title to accept (repeat; default: any)")
+    listener.add_argument("--model", help=MODEL_HELP)
+    listener.add_argument("--site", help="a site calibration to apply")
+    listener.set_defaults(handler=run_dicom_listener)

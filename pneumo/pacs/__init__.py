@@ -1,0 +1,1 @@
+"""The hospital's imaging network: films in over DICOM, results back as DICOM objects."""

@@ -1,0 +1,66 @@
+"""pneumo.pacs.forward: where results go, a dead destination in one sentence, our own results not answered."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from pydicom import Dataset, dcmread
+
+from pneumo.cli import main
+from pneumo.inference.predict import Classifier
+from pneumo.pacs import results
+from pneumo.pacs.forward import Destination, Forwarder, ForwardError, is_our_result
+from tests.support.data import real_films
+from tests.support.dicom_films import encode_dicom
+from tests.support.orthanc import free_port
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("127.0.0.1:4242:ORTHANC", Destination("127.0.0.1", 4242, "ORTHANC")),
+    ("pacs.example.org:104:PACS", Destination("pacs.example.org", 104, "PACS")),
+])
+def test_a_destination_is_host_port_and_ae_title(text, expected):
+    assert Destination.parse(text) == expected
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("pacs:104", "HOST:PORT:AET"), ("pacs:port:PACS", "a number from 1 to 65535"),
+    ("pacs:70000:PACS", "a number from 1 to 65535"), ("pacs:104:" + "A" * 17, "at most 16 characters"),
+])
+def test_a_bad_destination_is_one_sentence(text, words):
+    with pytest.raises(ValueError, match=words):
+        Destination.parse(text)
+
+
+def test_our_own_results_are_recognised():
+    ours = Dataset()
+    ours.Manufacturer, ours.SeriesDescription = results.MANUFACTURER, results.SR_SERIES_DESCRIPTION
+    film = Dataset()
+    film.Manufacturer, film.SeriesDescription = "ACME", "Chest AP"
+    assert is_our_result(ours) and not is_our_result(film)
+
+
+def test_a_dead_destination_is_one_sentence(tiny_model):
+    grey = np.asarray(Image.open(real_films("NORMAL")[0]).convert("L"))
+    classifier = Classifier(tiny_model)
+    data = encode_dicom(grey, StudyInstanceUID="1.2.826.0.1.3680043.10.1.30",
+                        SeriesInstanceUID="1.2.826.0.1.3680043.10.1.31", PatientName="Doe^Jane", PatientID="X")
+    source = dcmread(io.BytesIO(data))
+    forwarder = Forwarder(classifier, Destination("127.0.0.1", free_port(), "NOBODY"), timeout=5)
+    with pytest.raises(ForwardError, match=r"^The result destination NOBODY at 127\.0\.0\.1:\d+ did not accept"):
+        forwarder(source, classifier.assess(data))
+
+
+@pytest.mark.parametrize(("arguments", "words"), [
+    (["--forward", "nowhere"], "HOST:PORT:AET"),
+    (["--forward", "h:104:PACS", "--port", "0"], "--port must be a number"),
+    (["--forward", "h:104:PACS", "--ae-title", "X" * 17], "--ae-title must be 1 to 16"),
+    (["--forward", "h:104:PACS", "--model", "nope"], "Unknown model 'nope'"),
+])
+def test_the_listener_command_refuses_bad_options_in_one_sentence(arguments, words, tmp_path, capsys):
+    assert main(["dicom-listener", "--work-dir", str(tmp_path / "work"), *arguments]) == 2
+    error = capsys.readouterr().err
+    assert words in error and "Traceback" not in error
