@@ -242,7 +242,7 @@ class Listener:
         source = None
         try:
             data = entry.path.read_bytes()
-            source = dcmread(io.BytesIO(data))
+            source = dcmread(io.BytesIO(data), stop_before_pixels=True)  # the header files the results; assess decodes the pixels
             assessment = self.classifier.assess(data, name=entry.sop_instance_uid)
             self.deliver(source, assessment)
         except Exception as err:  # one film's failure is recorded; the worker goes on
