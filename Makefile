@@ -1,4 +1,5 @@
-# make run   - start the app on 127.0.0.1:8501 with the default model (ADDRESS=..., PORT=... to change)
+# make run   - start the app on 127.0.0.1:8501 with the default model (ADDRESS=..., PORT=... to change;
+#              WORKLIST=DIR shows the DICOM listener's results from its --work-dir on /worklist)
 # make test  - install what the tests need and run the whole suite (browser tests included)
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,6 +8,7 @@ PORT ?= 8501
 # The app answers on this machine only unless the operator names another address
 # (ADDRESS=0.0.0.0 for every interface; put sign-in in front of it first).
 ADDRESS ?= 127.0.0.1
+WORKLIST ?= $(PNEUMO_WORKLIST)
 
 .PHONY: run test test-fast bench clean debian-tools
 
@@ -23,7 +25,7 @@ $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.app-installed
 	touch $@
 
 run: $(VENV)/.app-installed
-	$(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT) --server.headless true
+	PNEUMO_WORKLIST="$(WORKLIST)" $(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT) --server.headless true
 
 # Debian packages the tests drive, as command:package: Chromium for the browser tests, dcmtk's
 # encoders (dcmcjpeg, dcmcjpls, dcmconv) for the JPEG and big-endian films that

@@ -12,12 +12,13 @@ quiet_tensorflow()  # before TensorFlow is first imported
 
 import streamlit as st  # noqa: E402
 
-from app_pages import caches, widgets  # noqa: E402
+from app_pages import caches, signin, widgets  # noqa: E402
 from pneumo.store import ModelStoreError  # noqa: E402
 
 PAGES = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("app_pages/diagnose.py", title="Diagnose", icon=":material/stethoscope:", url_path="diagnose"),
+    st.Page("app_pages/worklist.py", title="Worklist", icon=":material/list_alt:", url_path="worklist"),
     st.Page("app_pages/explorer.py", title="Data explorer", icon=":material/dataset:", url_path="explorer"),
     st.Page("app_pages/model.py", title="Model card", icon=":material/fact_check:", url_path="model"),
 ]
@@ -33,6 +34,7 @@ def load_model_ui():
 
 
 st.set_page_config(page_title="Pneumo", page_icon=":material/pulmonology:", layout="wide")
+signin.require_sign_in(PAGES)  # with sign-in configured, nothing below runs until it is done
 navigation = st.navigation(PAGES)
 loaded = load_model_ui()
 widgets.header_ui(loaded)

@@ -8,6 +8,8 @@ cards, profiles and data folders (``st.cache_data``).
 The active site calibration is chosen per session in the sidebar and kept by name in
 ``st.session_state``; without one, the model's own operating point applies.
 
+The worklist's folder and audit log come from the environment (:func:`worklist_dir`).
+
 Per session: what was computed for each uploaded film (assessment, interval, maps)
 lives in ``st.session_state`` only, keyed by the upload's id, so an uploaded film
 never enters a cache another session could reach and is dropped with the session.
@@ -15,7 +17,9 @@ never enters a cache another session could reach and is dropped with the session
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -29,10 +33,14 @@ from pneumo.inference.explain import Explainer
 from pneumo.inference.predict import Assessment, Classifier
 from pneumo.inference.sites import Site, SiteError
 from pneumo.io import Film
+from pneumo.pacs.audit import AUDIT_FILE, AuditLog
 from pneumo.preprocess import to_model_input
 from pneumo.render import model_card
 from pneumo.stats import metrics
 from pneumo.store import LoadedModel, ModelStoreError, SubtypeModel
+
+WORKLIST_ENV, AUDIT_ENV = "PNEUMO_WORKLIST", "PNEUMO_AUDIT_LOG"
+"""Environment: the listener's work dir the worklist reads, and the audit log's file."""
 
 MODEL_KEY = "model_name"
 """Session state: the model chosen on the model page, used by every page."""
@@ -155,6 +163,16 @@ def load_explainer(name: str, store_path: str, sha256: str, target: str = "pneum
     warm_input = to_model_input(data.synthetic_film(loaded.input_size), loaded.input_size)
     explainer.heatmap(warm_input, "gradcam")
     return explainer
+
+
+def worklist_dir() -> str:
+    """The listener's work dir the worklist page reads (``PNEUMO_WORKLIST``), "" when none is set."""
+    return os.environ.get(WORKLIST_ENV, "").strip()
+
+
+def audit_log(folder: str) -> AuditLog:
+    """The audit log: ``PNEUMO_AUDIT_LOG`` when set, else ``audit.jsonl`` in the worklist's folder."""
+    return AuditLog(os.environ.get(AUDIT_ENV, "").strip() or Path(folder) / AUDIT_FILE)
 
 
 def require_model() -> LoadedModel:

@@ -18,7 +18,6 @@ from pneumo.inference.predict import STATUS_OK, STATUS_REJECTED, Assessment, Cla
 from pneumo.io import FILM_TYPES
 from pneumo.render import charts, diagnosis, pdf, wording
 from pneumo.render.charts import CHART_CONFIG
-from pneumo.render.palette import NEUTRAL_COLOUR
 
 CAM_CHOICES = ("gradcam", "gradcam_pp", "scorecam")
 TARGET_LABELS = {"pneumonia": "Pneumonia", "subtype": "Bacterial pattern"}  # explain.TARGETS as the picker names them
@@ -57,16 +56,6 @@ def map_target_ui(item: Assessment) -> str:
                       help="Pneumonia: what made the film look like pneumonia. Bacterial pattern: what made "
                            "the subtype model read it as bacterial rather than viral.")
     return target or "pneumonia"
-
-
-def legend_ui(words: str = wording.CAM_WORDS) -> None:
-    """The overlay's colour scale, drawn from the same stops as the overlay itself."""
-    st.image(charts.colour_scale_strip(), width="stretch")
-    left, right = st.columns(2)
-    left.caption("least weight")
-    right.markdown(f"<div style='text-align:right;font-size:0.875rem;color:{NEUTRAL_COLOUR}'>most weight</div>",
-                   unsafe_allow_html=True)
-    st.caption(words)
 
 
 def metadata_ui(metadata: dict) -> None:
@@ -115,7 +104,7 @@ def overlay_ui(item: Assessment, file_id: str, classifier: Classifier,
             st.warning(view.warning, icon=":material/warning:")
         if view.note:
             st.info(view.note, icon=":material/info:")
-        legend_ui(view.legend)
+        widgets.legend_ui(view.legend)
     return view
 
 

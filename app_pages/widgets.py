@@ -9,7 +9,8 @@ import streamlit as st
 
 from pneumo.inference.sites import Site
 from pneumo.render.palette import NEUTRAL_COLOUR
-from pneumo.render.wording import DISCLAIMER, NO_SITE_WORDS, Verdict, site_text
+from pneumo.render.charts import colour_scale_strip
+from pneumo.render.wording import CAM_WORDS, DISCLAIMER, NO_SITE_WORDS, Verdict, site_text
 from pneumo.store import LoadedModel, ModelStoreError, store_dir
 
 SITE_PICKER_KEY = "site_picker"
@@ -85,6 +86,16 @@ def verdict_ui(verdict: Verdict, title: str | None = None) -> None:
         f"{prefix}{html.escape(verdict.text)}</div>",
         unsafe_allow_html=True,
     )
+
+
+def legend_ui(words: str = CAM_WORDS) -> None:
+    """The overlay's colour scale, drawn from the same stops as the overlay itself."""
+    st.image(colour_scale_strip(), width="stretch")
+    left, right = st.columns(2)
+    left.caption("least weight")
+    right.markdown(f"<div style='text-align:right;font-size:0.875rem;color:{NEUTRAL_COLOUR}'>most weight</div>",
+                   unsafe_allow_html=True)
+    st.caption(words)
 
 
 def progress_ui(start_text: str, step_text: str,

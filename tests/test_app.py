@@ -27,7 +27,8 @@ from tests.support.dicom_films import IDENTIFIERS, encode_dicom, make_dicom
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 TIMEOUT_S = 90
-PAGES = ("app_pages/home.py", "app_pages/diagnose.py", "app_pages/explorer.py", "app_pages/model.py")
+PAGES = ("app_pages/home.py", "app_pages/diagnose.py", "app_pages/explorer.py", "app_pages/model.py",
+         "app_pages/worklist.py")
 
 
 def _default_model_or_skip() -> tuple[str, Path]:

@@ -12,7 +12,8 @@ from pydicom import Dataset, dcmread
 from pneumo.cli import main
 from pneumo.inference.predict import Classifier
 from pneumo.pacs import results
-from pneumo.pacs.forward import Destination, Forwarder, ForwardError, is_our_result
+from pneumo.pacs.forward import Destination, Forwarder, ForwardError
+from pneumo.pacs.results import is_our_result
 from tests.support.data import real_films
 from tests.support.dicom_films import encode_dicom
 from tests.support.orthanc import free_port

@@ -23,7 +23,9 @@ from pneumo.cli import main
 from pneumo.inference.predict import Classifier
 from pneumo.pacs.forward import Destination, Forwarder
 from pneumo.pacs.listener import Listener
+from pneumo.pacs.queue import result_id
 from pneumo.pacs.results import CODES, SC_SERIES_DESCRIPTION, SR_SERIES_DESCRIPTION
+from pneumo.pacs.worklist import load_result, read_worklist
 from tests.support.data import in_ci, real_films
 from tests.support.dicom_films import IDENTIFIERS, SAFE_FIELDS, encode_dicom
 from tests.support.orthanc import ORTHANC, running_orthanc
@@ -106,6 +108,13 @@ def test_a_film_sent_from_orthanc_gets_its_report_and_overlay_in_its_study(pacs,
     (row,) = list(csv.DictReader((tmp_path / "out.csv").open()))
     assert row["status"] == "ok"
     assert p_pneumonia_in(report) == pytest.approx(float(row["p_pneumonia"]), abs=5e-5)
+
+    # The worklist lists it with the same probability, and its stored result needs no model.
+    film_id = result_id(dcmread(io.BytesIO(data)).SOPInstanceUID)
+    (row,) = [r for r in read_worklist(root / "work").rows if r.id == film_id]
+    assert row.status == "done" and row.p_pneumonia == pytest.approx(p_pneumonia_in(report), abs=5e-5)
+    stored, _, _ = load_result(root / "work", row.id)
+    assert stored.p_pneumonia == pytest.approx(row.p_pneumonia) and stored.interval is not None
 
     # Nothing of the patient's is left in the listener's work dir or queue.
     for file in (root / "work").rglob("*"):

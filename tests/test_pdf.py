@@ -111,3 +111,12 @@ def test_pdf_of_a_film_with_a_pattern_prints_it_and_the_caveat():
 def test_pdf_without_a_pattern_says_nothing_of_one():
     text = _page_text(pdf.case_report_pdf(_case(p_pneumonia=0.05)))
     assert "Pattern" not in text and "bacterial" not in text and "culture" not in text
+
+
+def test_pdf_without_images_says_where_the_overlay_is():
+    document = pdf.case_report_pdf(_case(film=None, overlay=None))
+    text = _page_text(document)
+    assert "secondary capture in the series 'Pneumo overlay'" in text and "0.8123" in text
+    assert b"/Subtype /Image" not in document and b"/Subtype/Image" not in document
+    with_images = pdf.case_report_pdf(_case())
+    assert b"/Subtype /Image" in with_images  # the check above would see images if there were any

@@ -38,7 +38,8 @@ def run_dicom_listener(args) -> int:
     classifier = Classifier(loaded, site=args.site or None)
     forwarder = Forwarder(classifier, destination, calling_ae=args.ae_title)
     listener = Listener(classifier, args.work_dir, args.ae_title, args.port, forwarder,
-                        allowed=args.allow or None, host=args.host)
+                        allowed=args.allow or None, host=args.host, keep_overlays=args.keep_overlays,
+                        keep_accession=args.keep_accession)
     try:
         listener.start()
     except OSError as err:
@@ -47,7 +48,8 @@ def run_dicom_listener(args) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
     print(f"dicom-listener: {args.ae_title} on {args.host}:{listener.port}, model {loaded.name}, results to "
-          f"{destination.ae_title} at {destination.host}:{destination.port}; Ctrl-C stops", flush=True)
+          f"{destination.ae_title} at {destination.host}:{destination.port}; worklist in {args.work_dir} "
+          f"({'with' if args.keep_overlays else 'without'} images); Ctrl-C stops", flush=True)
     started, shown = time.monotonic(), None
     while not stopped.wait(STATUS_EVERY_S):
         counts = listener.queue.counts()

@@ -219,6 +219,12 @@ def add_network(commands) -> None:
                           help="the work queue's folder (a restart resumes from it)")
     listener.add_argument("--allow", action="append", metavar="AET",
                           help="a calling AE title to accept (repeat; default: any)")
+    listener.add_argument("--keep-overlays", action="store_true",
+                          help="keep each read film and its overlay (small PNGs in the work dir) so the "
+                               "worklist page can show them; default: no images are kept")
+    listener.add_argument("--keep-accession", action="store_true",
+                          help="keep each film's accession number in the queue so the worklist can show "
+                               "it; default: not kept")
     listener.add_argument("--model", help=MODEL_HELP)
     listener.add_argument("--site", help="a site calibration to apply")
     listener.set_defaults(handler=run_dicom_listener)

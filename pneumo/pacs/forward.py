@@ -18,15 +18,10 @@ from pynetdicom import AE
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom.sop_class import Comprehensive3DSRStorage, SecondaryCaptureImageStorage
 
-from pneumo.inference.explain import METHODS, Explainer
+from pneumo.inference.explain import Explainer
 from pneumo.inference.predict import STATUS_OK, Assessment, Classifier
-from pneumo.pacs.results import (
-    MANUFACTURER,
-    SC_SERIES_DESCRIPTION,
-    SR_SERIES_DESCRIPTION,
-    secondary_capture,
-    structured_report,
-)
+from pneumo.pacs.results import is_our_result, secondary_capture, structured_report
+from pneumo.pacs.worklist import Delivered, StoredResult
 from pneumo.preprocess import to_model_input
 from pneumo.render.diagnosis import film_view
 
@@ -65,12 +60,6 @@ class Destination:
         return cls(host, int(port), ae_title)
 
 
-def is_our_result(source: Dataset) -> bool:
-    """Whether a received object is one of our own results (sent back by the PACS)."""
-    return (str(source.get("Manufacturer", "")) == MANUFACTURER
-            and str(source.get("SeriesDescription", "")) in (SR_SERIES_DESCRIPTION, SC_SERIES_DESCRIPTION))
-
-
 class Forwarder:
     """The listener's ``deliver``: builds a film's results and C-STOREs them to ``destination``."""
 
@@ -84,19 +73,28 @@ class Forwarder:
 
     def results(self, source: Dataset, assessment: Assessment) -> list[Dataset]:
         """The structured report, and for a film that was read, the overlay as a secondary capture."""
-        objects = [structured_report(source, assessment, self.classifier)]
-        if assessment.status == STATUS_OK and assessment.film is not None:
-            heatmap = self.explainer.heatmap(to_model_input(assessment.film, self.classifier.size), OVERLAY_METHOD)
-            view = film_view(assessment.film, heatmap, self.classifier.size, OVERLAY_METHOD, OVERLAY_OPACITY,
-                             assessment.p_pneumonia, self.classifier.threshold)
-            objects.append(secondary_capture(source, assessment, view.overlay, self.classifier,
-                                             method_name=METHODS[OVERLAY_METHOD]))
-        return objects
+        return self._build(source, assessment)[0]
 
-    def __call__(self, source: Dataset, assessment: Assessment) -> None:
+    def _build(self, source: Dataset, assessment: Assessment) -> tuple[list[Dataset], Delivered]:
+        objects = [structured_report(source, assessment, self.classifier)]
+        if assessment.status != STATUS_OK or assessment.film is None:
+            return objects, Delivered(StoredResult.of(assessment, self.classifier))
+        heatmap = self.explainer.heatmap(to_model_input(assessment.film, self.classifier.size), OVERLAY_METHOD)
+        view = film_view(assessment.film, heatmap, self.classifier.size, OVERLAY_METHOD, OVERLAY_OPACITY,
+                         assessment.p_pneumonia, self.classifier.threshold)
+        objects.append(secondary_capture(source, assessment, view.overlay, self.classifier,
+                                         method_name=view.method_name))
+        stored = StoredResult.of(assessment, self.classifier, self.classifier.uncertainty(assessment.film),
+                                 method=view.method_name, attention_outside=view.warning is not None)
+        return objects, Delivered(stored, film=view.film, overlay=view.overlay)
+
+    def __call__(self, source: Dataset, assessment: Assessment) -> Delivered | None:
+        """Send a film's results; returns what the worklist keeps of them (None for our own result)."""
         if is_our_result(source):
-            return  # the PACS sent our own result back: answering it would start a loop
-        self.send(self.results(source, assessment))
+            return None  # the PACS sent our own result back: answering it would start a loop
+        objects, delivered = self._build(source, assessment)
+        self.send(objects)
+        return delivered
 
     def send(self, objects: list[Dataset]) -> None:
         """C-STORE the objects to the destination in one association.

@@ -3,11 +3,15 @@
 The association handler only writes what it received into the work dir and queues it
 (:mod:`pneumo.pacs.queue`), then answers Success at once; one worker thread takes the queued
 rows in order, runs :meth:`Classifier.assess` on the stored file and hands the source data set
-and the assessment to ``deliver`` (the caller's: results as DICOM, sent on). The listener accepts
+and the assessment to ``deliver`` (the caller's: results as DICOM, sent on), then keeps the
+result in the row for the worklist (:mod:`pneumo.pacs.worklist`); the film and its overlay are
+kept as images only when the operator asks (``keep_overlays``). Pneumo's own results, sent
+back by the PACS, are recognised and not read again. The listener accepts
 the storage classes chest films come in and, so that each is answered with a refusal rather
 than dropped, the other image classes (CT, MR, US, ...); non-image classes (reports, waveforms,
 documents) are refused by the presentation contexts. The log holds UIDs, statuses and reasons,
-never a patient's name, ID, birth date or accession number.
+never a patient's name, ID, birth date or accession number (the queue keeps the accession
+number only with ``keep_accession``, for the worklist).
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from pynetdicom import AE, evt
 from pynetdicom.sop_class import Verification
 
 from pneumo.inference.predict import Assessment, Classifier
-from pneumo.pacs.queue import STATUS_FAILED, Entry, Summary, WorkQueue
+from pneumo.pacs.queue import OWN_RESULT, STATUS_FAILED, Entry, Summary, WorkQueue
+from pneumo.pacs.results import is_our_result
+from pneumo.pacs.worklist import Delivered, StoredResult, save_images
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +88,12 @@ IDENTIFYING_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "Accessi
 """Header fields whose values are scrubbed from any failure reason before it is kept or logged."""
 MAX_REASON = 300
 
-Deliver = Callable[[Dataset, Assessment], None]
-"""``deliver(source_dataset, assessment)``: what is done with each result (an exception fails the row)."""
+Deliver = Callable[[Dataset, Assessment], "Delivered | None"]
+"""``deliver(source_dataset, assessment)``: what is done with each result (an exception fails the row).
+
+It may return a :class:`pneumo.pacs.worklist.Delivered` (the result to keep, with the film and
+overlay it made); when it returns None the listener keeps the assessment's own result."""
+OWN_RESULT_REASON = "One of Pneumo's own results, sent back by the PACS; it is not read again."
 
 
 def scrub(text: str, dataset: Dataset | None) -> str:
@@ -112,11 +122,16 @@ class Listener:
         deliver: called in the worker thread with the source data set and its assessment.
         allowed: calling AE titles accepted; None accepts any.
         host: the address to listen on (``"0.0.0.0"`` for every interface).
+        keep_overlays: keep each read film and its overlay as PNGs for the worklist.
+        keep_accession: keep each film's accession number in the queue for the worklist.
     """
 
     def __init__(self, classifier: Classifier, work_dir: str | Path, ae_title: str, port: int,
-                 deliver: Deliver, allowed: Iterable[str] | None = None, host: str = "127.0.0.1"):
+                 deliver: Deliver, allowed: Iterable[str] | None = None, host: str = "127.0.0.1",
+                 keep_overlays: bool = False, keep_accession: bool = False):
         self.classifier = classifier
+        self.keep_overlays = keep_overlays
+        self.keep_accession = keep_accession
         self.work_dir = Path(work_dir)
         self.ae_title = ae_title
         self.host = host
@@ -199,12 +214,13 @@ class Listener:
         sop_class = str(event.request.AffectedSOPClassUID or "")
         try:
             study = str(event.dataset.get("StudyInstanceUID", ""))
+            accession = str(event.dataset.get("AccessionNumber", "") or "") if self.keep_accession else None
         except Exception as err:  # whatever the peer sent, the answer is a status, not a traceback
             log.warning("Refused instance %s (0x%04X): its data set could not be decoded (%s).",
                         instance, CANNOT_UNDERSTAND, type(err).__name__)
             return CANNOT_UNDERSTAND
         try:
-            added = self.queue.add(instance, study, sop_class, event.encoded_dataset())
+            added = self.queue.add(instance, study, sop_class, event.encoded_dataset(), accession=accession)
         except sqlite3.ProgrammingError:  # the queue is closed: an association outlived stop()
             log.warning("Refused instance %s (0x%04X): the listener has stopped; send it again later.",
                         instance, OUT_OF_RESOURCES)
@@ -243,8 +259,12 @@ class Listener:
         try:
             data = entry.path.read_bytes()
             source = dcmread(io.BytesIO(data), stop_before_pixels=True)  # the header files the results; assess decodes the pixels
+            if is_our_result(source):
+                self.queue.finish(entry.sop_instance_uid, Summary(status=OWN_RESULT, reason=OWN_RESULT_REASON))
+                log.info("Instance %s is one of our own results; not read again.", entry.sop_instance_uid)
+                return
             assessment = self.classifier.assess(data, name=entry.sop_instance_uid)
-            self.deliver(source, assessment)
+            delivered = self.deliver(source, assessment)
         except Exception as err:  # one film's failure is recorded; the worker goes on
             reason = scrub(f"{type(err).__name__}: {err}", source)
             state = self.queue.fail(entry.sop_instance_uid, reason)
@@ -253,5 +273,13 @@ class Listener:
             if state == STATUS_FAILED:
                 log.warning("Instance %s will not be tried again.", entry.sop_instance_uid)
             return
-        self.queue.finish(entry.sop_instance_uid, Summary.of(assessment))
+        if not isinstance(delivered, Delivered):
+            delivered = Delivered(StoredResult.of(assessment, self.classifier))
+        if self.keep_overlays and delivered.film is not None and delivered.overlay is not None:
+            try:
+                save_images(self.work_dir, entry.row_id, delivered.film, delivered.overlay)
+            except OSError as err:  # the results are in the study; the worklist shows this one without images
+                log.warning("Instance %s: its overlay could not be kept for the worklist (%s).",
+                            entry.sop_instance_uid, err.strerror or type(err).__name__)
+        self.queue.finish(entry.sop_instance_uid, Summary.of(assessment), delivered.result.to_json())
         log.info("Instance %s done: %s.", entry.sop_instance_uid, assessment.status)

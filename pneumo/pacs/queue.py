@@ -1,9 +1,11 @@
 """The DICOM listener's work queue: one SQLite row per received instance, in the work dir.
 
-A row holds the instance's UIDs, when it came, its status (``queued``, ``done``, ``failed``),
-how many times the worker started on it, and the result's summary; never a patient's name, ID,
-birth date or accession number. The received file lies in ``<work dir>/incoming/`` only until
-the row is done or failed; after that the row is the record.
+A row holds the instance's UIDs, an opaque id (:func:`result_id`), when it came, its status
+(``queued``, ``done``, ``failed``), how many times the worker started on it, and the result (its
+summary, and the stored result the worklist shows: :mod:`pneumo.pacs.worklist`); never a
+patient's name, ID or birth date, and the accession number only when the operator asked for it
+(``--keep-accession``). The received file lies in ``<work dir>/incoming/`` only until the row
+is done or failed; after that the row is the record.
 
 A restart resumes the queued rows. A row is claimed by counting an attempt *before* the work
 starts, so a worker that dies mid-film (killed, out of memory) leaves a row whose count says
@@ -27,10 +29,14 @@ from pathlib import Path
 
 STATUS_QUEUED, STATUS_DONE, STATUS_FAILED = "queued", "done", "failed"
 STATUSES = (STATUS_QUEUED, STATUS_DONE, STATUS_FAILED)
+OWN_RESULT = "own-result"
+"""A done row's result status when the film was one of Pneumo's own results (not read, not listed)."""
 MAX_ATTEMPTS = 2
 """A row is started at most this many times; then it is failed with its last reason."""
 QUEUE_FILE = "queue.sqlite3"
 INCOMING_DIR = "incoming"
+RESULTS_DIR = "results"
+"""Where the worklist's film and overlay PNGs lie, one folder per row id (``--keep-overlays`` only)."""
 STOPPED_REASON = ("The worker stopped before finishing this film "
                   f"{MAX_ATTEMPTS} times (it crashed or was killed), so it is not tried again.")
 
@@ -49,12 +55,17 @@ CREATE TABLE IF NOT EXISTS instances (
     label TEXT,
     pattern TEXT,
     p_bacterial REAL,
-    reason TEXT
+    reason TEXT,
+    row_id TEXT,
+    accession TEXT,
+    result TEXT
 )
 """
+_ADDED_COLUMNS = {"row_id": "TEXT", "accession": "TEXT", "result": "TEXT"}
+"""Columns a queue written by an earlier listener lacks; added when it is opened."""
 _COLUMNS = ("sop_instance_uid", "study_uid", "sop_class_uid", "received", "status", "attempts",
             "file", "finished", "result_status", "p_pneumonia", "label", "pattern", "p_bacterial",
-            "reason")
+            "reason", "row_id", "accession", "result")
 
 
 @dataclass(frozen=True)
@@ -85,7 +96,8 @@ class Entry:
     """One row of the queue. ``path`` is the received file while the row is queued, else None.
 
     ``result_status`` .. ``p_bacterial`` are the result's :class:`Summary` once done;
-    ``reason`` is the result's message when done, or why the row failed.
+    ``reason`` is the result's message when done, or why the row failed; ``result`` the
+    stored result's JSON (:class:`pneumo.pacs.worklist.StoredResult`) once done.
     """
 
     sop_instance_uid: str
@@ -102,15 +114,23 @@ class Entry:
     pattern: str | None
     p_bacterial: float | None
     reason: str | None
+    row_id: str | None = None
+    accession: str | None = None
+    result: str | None = None
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def result_id(sop_instance_uid: str) -> str:
+    """A row's opaque id: a hash of the SOP Instance UID (what links, folders and the audit log use)."""
+    return hashlib.sha256(sop_instance_uid.encode("utf-8", "replace")).hexdigest()[:40]
+
+
 def file_name(sop_instance_uid: str) -> str:
-    """The received file's name: a hash of the UID, so a peer's UID never becomes a path."""
-    return hashlib.sha256(sop_instance_uid.encode("utf-8", "replace")).hexdigest()[:40] + ".dcm"
+    """The received file's name: the row's id, so a peer's UID never becomes a path."""
+    return result_id(sop_instance_uid) + ".dcm"
 
 
 class WorkQueue:
@@ -135,15 +155,17 @@ class WorkQueue:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(_SCHEMA)
+        self._add_missing_columns()
         self._remove_orphans()
 
     # -- the handler's side --------------------------------------------------------------------
 
-    def add(self, sop_instance_uid: str, study_uid: str, sop_class_uid: str, data: bytes) -> bool:
+    def add(self, sop_instance_uid: str, study_uid: str, sop_class_uid: str, data: bytes,
+            accession: str | None = None) -> bool:
         """Keep a received file and queue it; False (nothing kept) when the UID is already known.
 
         The file is written and flushed to disk before the row exists, so a queued row always
-        has its file.
+        has its file. ``accession`` is kept only when given (the operator's choice).
 
         Raises:
             OSError: the file cannot be written (disk full, work dir gone).
@@ -162,8 +184,9 @@ class WorkQueue:
                 os.replace(temp, self.incoming / name)
                 self._db.execute(
                     "INSERT INTO instances (sop_instance_uid, study_uid, sop_class_uid, received, "
-                    "status, file) VALUES (?, ?, ?, ?, ?, ?)",
-                    (sop_instance_uid, study_uid, sop_class_uid, _now(), STATUS_QUEUED, name))
+                    "status, file, row_id, accession) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (sop_instance_uid, study_uid, sop_class_uid, _now(), STATUS_QUEUED, name,
+                     result_id(sop_instance_uid), accession or None))
                 return True
         finally:
             if os.path.exists(temp):
@@ -194,10 +217,10 @@ class WorkQueue:
                 self._claimed.add(uid)
                 return self._entry((*row[:5], attempts + 1, *row[6:]))
 
-    def finish(self, sop_instance_uid: str, summary: Summary) -> None:
-        """Mark a claimed row done with its result, and delete its file."""
+    def finish(self, sop_instance_uid: str, summary: Summary, result: str | None = None) -> None:
+        """Mark a claimed row done with its summary and stored result (JSON), and delete its file."""
         with self._lock:
-            self._close_row(sop_instance_uid, STATUS_DONE, summary, summary.reason)
+            self._close_row(sop_instance_uid, STATUS_DONE, summary, summary.reason, result)
 
     def fail(self, sop_instance_uid: str, reason: str) -> str:
         """A claimed row's attempt failed: queued again while attempts remain, else failed.
@@ -256,18 +279,30 @@ class WorkQueue:
         name = values.pop("file")
         return Entry(path=self.incoming / name if name else None, **values)
 
-    def _close_row(self, uid: str, status: str, summary: Summary | None, reason: str) -> None:
+    def _close_row(self, uid: str, status: str, summary: Summary | None, reason: str,
+                   result: str | None = None) -> None:
         """Set a row's final status (lock held), then delete its file: the row is the record."""
         self._claimed.discard(uid)
         name = self._db.execute("SELECT file FROM instances WHERE sop_instance_uid = ?", (uid,)).fetchone()
         s = summary or Summary(status="")
         self._db.execute(
             "UPDATE instances SET status = ?, file = NULL, finished = ?, result_status = ?, "
-            "p_pneumonia = ?, label = ?, pattern = ?, p_bacterial = ?, reason = ? WHERE sop_instance_uid = ?",
+            "p_pneumonia = ?, label = ?, pattern = ?, p_bacterial = ?, reason = ?, result = ? "
+            "WHERE sop_instance_uid = ?",
             (status, _now(), s.status or None, s.p_pneumonia, s.label or None, s.pattern or None,
-             s.p_bacterial, reason, uid))
+             s.p_bacterial, reason, result, uid))
         if name and name[0]:
             (self.incoming / name[0]).unlink(missing_ok=True)
+
+    def _add_missing_columns(self) -> None:
+        """Bring a queue written by an earlier listener up to this schema (its rows get their ids)."""
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(instances)")}
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in present:
+                self._db.execute(f"ALTER TABLE instances ADD COLUMN {name} {kind}")
+        for (uid,) in self._db.execute("SELECT sop_instance_uid FROM instances WHERE row_id IS NULL").fetchall():
+            self._db.execute("UPDATE instances SET row_id = ? WHERE sop_instance_uid = ?", (result_id(uid), uid))
+        self._db.execute("CREATE INDEX IF NOT EXISTS instances_row_id ON instances (row_id)")
 
     def _remove_orphans(self) -> None:
         """Delete half-written files and files no queued row refers to (left by a crash)."""

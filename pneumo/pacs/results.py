@@ -82,6 +82,12 @@ TYPE2_COPIED = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "A
 """Type 2 patient and study attributes: copied when present, written empty when not."""
 
 
+def is_our_result(source: Dataset) -> bool:
+    """Whether a received object is one of our own results (sent back by the PACS)."""
+    return (str(source.get("Manufacturer", "")) == MANUFACTURER
+            and str(source.get("SeriesDescription", "")) in (SR_SERIES_DESCRIPTION, SC_SERIES_DESCRIPTION))
+
+
 def structured_report(source: Dataset, assessment: Assessment, classifier: Classifier, *,
                       series_instance_uid: str | None = None, series_number: int = SR_SERIES_NUMBER,
                       instance_number: int = 1) -> hd.sr.Comprehensive3DSR:

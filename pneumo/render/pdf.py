@@ -41,6 +41,9 @@ PAGE_MARGIN_MM = 15
 IMAGE_WIDTH_MM = 85
 MIN_IMAGE_WIDTH_MM = 60
 FOOTER_MM = 22
+NO_IMAGES_WORDS = ("No image is printed: the listener that read this film keeps no images. The film's "
+                   "overlay is in its study in the PACS, as the secondary capture in the series "
+                   "'Pneumo overlay'.")
 BELOW_IMAGES_MM = 55
 """What is printed under the images at most (captions, scale, map words, note, attention warning)."""
 
@@ -50,8 +53,10 @@ class CaseReport:
     """What a case report shows about one film.
 
     Attributes:
-        film: the film as the model saw it, uint8 (h, w).
-        overlay: the explanation over the film, RGB uint8 (h, w, 3).
+        film: the film as the model saw it, uint8 (h, w); None when no image was kept (a
+            worklist result from a listener that keeps no images): the page then says where
+            the overlay is instead.
+        overlay: the explanation over the film, RGB uint8 (h, w, 3); None with ``film``.
         p_pneumonia: the calibrated probability Classifier returned.
         threshold: the operating threshold in effect (the site's when a site is active).
         model_name: the model's name in the store.
@@ -71,8 +76,8 @@ class CaseReport:
         map_target: what the overlay explains: ``"pneumonia"`` or ``"subtype"`` (the bacterial pattern).
     """
 
-    film: np.ndarray
-    overlay: np.ndarray
+    film: np.ndarray | None
+    overlay: np.ndarray | None
     p_pneumonia: float
     threshold: float
     model_name: str
@@ -214,6 +219,10 @@ def _write_facts(pdf: FPDF, facts: list[tuple[str, str]]) -> None:
 
 
 def _write_images(pdf: FPDF, report: CaseReport) -> None:
+    if report.film is None or report.overlay is None:
+        pdf.set_font("Helvetica", "I", 10)
+        pdf.multi_cell(0, 5, _latin1(NO_IMAGES_WORDS), new_x="LMARGIN", new_y="NEXT")
+        return
     top = pdf.get_y()
     # Smaller images when the facts above run long (a pattern, header fields, warnings): one page always.
     side = max(MIN_IMAGE_WIDTH_MM, min(IMAGE_WIDTH_MM, pdf.h - PAGE_MARGIN_MM - FOOTER_MM - BELOW_IMAGES_MM - top))

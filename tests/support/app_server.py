@@ -60,12 +60,20 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def serve_app(log_path: Path, startup_s: float = STARTUP_S) -> Iterator[AppServer]:
-    """The app served on a free local port (no shell, so the PID is the server's); stopped on exit."""
-    port = free_port()
+def serve_app(log_path: Path, startup_s: float = STARTUP_S, port: int | None = None,
+              extra_args: Sequence[str] = ()) -> Iterator[AppServer]:
+    """The app served on a local port (no shell, so the PID is the server's); stopped on exit.
+
+    Args:
+        log_path: where the server's output goes.
+        startup_s: how long to wait for the health check.
+        port: the port to serve on (None: a free one).
+        extra_args: more ``streamlit run`` options, e.g. ``["--secrets.files", path]``.
+    """
+    port = free_port() if port is None else port
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                "--server.port", str(port), "--server.address", "127.0.0.1",
-               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", *extra_args]
     with log_path.open("w") as log:
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
