@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 # The app answers on this machine only unless the operator names another address
-# (ADDRESS=0.0.0.0 for every interface; put sign-in in front of it first).
+# (ADDRESS=0.0.0.0 for every interface; configure sign-in in .streamlit/secrets.toml first).
 ADDRESS ?= 127.0.0.1
 WORKLIST ?= $(PNEUMO_WORKLIST)
 
