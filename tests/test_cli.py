@@ -132,8 +132,8 @@ OPTIONS = {
     "operating-point": ["--data", "--min-sensitivity", "--model"],
     "fit-guard": ["--data", "--limit", "--max-train", "--model", "--per-kind", "--seed"],
     "train-subtype": ["--data", "--epochs", "--learning-rate", "--model", "--run-dir", "--seed"],
-    "dicom-listener": ["--ae-title", "--allow", "--forward", "--host", "--model", "--port", "--site",
-                       "--work-dir"],
+    "dicom-listener": ["--ae-title", "--allow", "--forward", "--host", "--keep-accession", "--keep-overlays",
+                       "--model", "--port", "--site", "--work-dir"],
 }
 """Every command and its options, as users and scripts know them."""
 
