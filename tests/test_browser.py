@@ -17,12 +17,12 @@ from tests.support.app_server import serve_app
 from tests.support.browser import (
     CHART,
     CHROMIUM,
-    CHROMIUM_ARGS,
     EXCEPTION,
     FIRST_RENDER_MS,
     UPLOADER,
-    VIEWPORT,
-    chromium_env,
+    browser_context_args,  # noqa: F401 (pytest-playwright fixture, shared)
+    browser_type_launch_args,  # noqa: F401 (pytest-playwright fixture, shared)
+    wait_until_idle,
 )
 from tests.support.data import real_films
 
@@ -50,19 +50,6 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Debian's Chromium, kept off the network and out of the real home folder."""
-    env = chromium_env(tmp_path_factory.mktemp("chromium-home"))
-    return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": CHROMIUM_ARGS, "env": env}
-
-
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args: dict) -> dict:
-    """A desktop-sized window so the screenshots show the layout people see."""
-    return {**browser_context_args, "viewport": VIEWPORT}
-
-
 def open_page(page, url: str, ready_selector: str):
     """Go to a page and wait until the selector shows (the first render includes TensorFlow's import)."""
     page.goto(url)
@@ -81,12 +68,6 @@ def save_screenshot(page, name: str) -> None:
     page.wait_for_timeout(700)  # let plotly re-lay out its charts for the new size
     page.screenshot(path=str(SCREENSHOTS / name))
     page.set_viewport_size(size)
-
-
-def wait_until_idle(page) -> None:
-    """Wait until Streamlit's script run has finished (its status widget is gone)."""
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-                           timeout=RESULT_MS)
 
 
 def test_film_shows_bars_and_overlay(page, app_url: str) -> None:

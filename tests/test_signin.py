@@ -26,13 +26,13 @@ from pneumo.render.wording import DISCLAIMER
 from tests.support.app_server import AppServer, free_port, log_problems, serve_app
 from tests.support.browser import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     EXCEPTION,
     FIRST_RENDER_MS,
     MAIN,
     UPLOADER,
-    VIEWPORT,
-    chromium_env,
+    browser_context_args,  # noqa: F401 (pytest-playwright fixture, shared)
+    browser_type_launch_args,  # noqa: F401 (pytest-playwright fixture, shared)
+    wait_until_idle,
 )
 from tests.support.oidc import CLIENT_ID, CLIENT_SECRET, running_provider, write_secrets
 
@@ -196,27 +196,10 @@ def signin_app(issuer: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield server
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Debian's Chromium, kept off the network and out of the real home folder (as in test_browser)."""
-    env = chromium_env(tmp_path_factory.mktemp("chromium-home"))
-    return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": CHROMIUM_ARGS, "env": env}
-
-
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args: dict) -> dict:
-    return {**browser_context_args, "viewport": VIEWPORT}
-
-
-def wait_until_idle(page) -> None:
-    """Wait until Streamlit's script run has finished (its status widget is gone)."""
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=STEP_MS)
-
-
 def assert_sign_in_page_only(page) -> None:
     """The sign-in page and nothing of the app: no navigation, sidebar, uploader, model or verdict."""
     page.get_by_role(**SIGN_IN).wait_for(timeout=FIRST_RENDER_MS)
-    wait_until_idle(page)
+    wait_until_idle(page, STEP_MS)
     page.wait_for_timeout(500)  # anything the script drew after the button has reached the page
     text = page.locator(MAIN).inner_text()
     assert signin.WHAT_IT_IS in text
@@ -269,7 +252,7 @@ def test_signing_in_at_the_provider_shows_the_app(page, signin_app: AppServer, i
     page.goto(f"{signin_app.url}/diagnose")  # a new session: the identity cookie signs it in
     page.locator(UPLOADER).wait_for(state="attached", timeout=FIRST_RENDER_MS)
     page.get_by_text(f"Signed in as {NAME}").wait_for(timeout=STEP_MS)
-    wait_until_idle(page)
+    wait_until_idle(page, STEP_MS)
     assert page.locator(EXCEPTION).count() == 0
 
 
