@@ -117,7 +117,7 @@ def read_film(source: str | Path | bytes) -> Film:
         FilmReadError: the file is missing, empty, truncated, not an image, too
             large, too small, or a DICOM without decodable pixel data.
     """
-    data = _read_bytes(source)
+    data = read_bytes(source)
     if not data:
         raise FilmReadError("The file is empty.")
     # The DICOM preamble and marker (PS3.10 7.1), or a bare data set.
@@ -179,7 +179,12 @@ def _read_dicom(data: bytes) -> Film:
         raise
 
 
-def _read_bytes(source: str | Path | bytes) -> bytes:
+def read_bytes(source: str | Path | bytes) -> bytes:
+    """A file's bytes (bytes given are returned as they are).
+
+    Raises:
+        FilmReadError: no such file, a folder, or a file that cannot be opened.
+    """
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source)
     path = Path(source)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,9 +254,29 @@ def save(model, card: dict, out_dir: str | Path, profile: dict | None = None) ->
 
 
 def write_card(name: str, card: dict, store: str | Path | None = None) -> Path:
-    """Write a model's ``card.json`` (the model file and its checksum are not touched)."""
+    """Write a model's ``card.json`` atomically (the model file and its checksum are not touched)."""
     path = store_dir(store) / name / CARD_FILE
-    path.write_text(json.dumps(card, indent=2) + "\n")
+    write_atomically(path, (json.dumps(card, indent=2) + "\n").encode())
+    return path
+
+
+def write_atomically(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place.
+
+    A reader (or a crash) sees the old file or the new one, never half of one. The file keeps
+    the mode of the one it replaces (a new one is readable by all, as ``open`` would make it).
+    """
+    path = Path(path)
+    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.chmod(temporary, mode)  # mkstemp makes it private to the owner
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "pneumo"
 
-LAYERS = ("base", "stats", "modeling", "guard", "inference", "evaluation", "training", "render", "pacs", "cli")
+LAYERS = ("base", "stats", "modeling", "guard", "inference", "evaluation", "batch", "training", "render", "pacs", "cli")
 """Low to high: a module may import its own layer and the layers before it, never one after."""
 
 BASE_MODULES = {"io", "dicom", "preprocess", "data", "folds", "store", "environment"}

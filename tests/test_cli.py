@@ -40,7 +40,8 @@ def test_predict_csv_contract_with_a_broken_file_mid_batch(use_tiny_store, tmp_p
     before = sorted(p.name for p in folder.rglob("*"))
     assert main(["predict", str(folder), "--csv", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
-    assert list(rows[0]) == ["path", "status", "p_pneumonia", "label", "p_bacterial", "pattern", "message", "site"]
+    assert list(rows[0]) == ["path", "status", "p_pneumonia", "label", "p_bacterial", "pattern", "message", "site",
+                             "model", "sha256"]
     assert {r["site"] for r in rows} == {""}
     assert {r["pattern"] for r in rows} == {r["p_bacterial"] for r in rows} == {""}  # no subtype model here
     assert [r["status"] for r in rows] == ["ok", "error", "ok"]
@@ -122,8 +123,9 @@ OPTIONS = {
     "train-cv": ["--border-allowance", "--border-penalty", "--data", "--epochs", "--folds", "--input-size",
                  "--label-smoothing", "--learning-rate", "--min-sensitivity", "--out", "--resamples",
                  "--run-dir", "--schemes", "--seed", "--ship", "--width"],
-    "evaluate": ["--data", "--json", "--model", "--site", "--split"],
-    "predict": ["--csv", "--model", "--site"],
+    "evaluate": ["--data", "--json", "--model", "--runtime", "--site", "--split"],
+    "predict": ["--address", "--batch-size", "--csv", "--engine", "--model", "--out", "--runtime", "--site",
+                "--workers"],
     "calibrate-site": ["--data", "--min-sensitivity", "--model", "--name"],
     "profile": ["--data", "--json"],
     "bench": ["--json", "--model", "--runs"],
@@ -134,6 +136,7 @@ OPTIONS = {
     "train-subtype": ["--data", "--epochs", "--learning-rate", "--model", "--run-dir", "--seed"],
     "dicom-listener": ["--ae-title", "--allow", "--forward", "--host", "--keep-accession", "--keep-overlays",
                        "--model", "--port", "--site", "--work-dir"],
+    "export": ["--format", "--model", "--out"],
 }
 """Every command and its options, as users and scripts know them."""
 
@@ -144,7 +147,7 @@ def test_every_command_keeps_its_options():
     commands = next(a for a in build_parser()._actions if a.dest == "command").choices
     found = {name: sorted(o for a in sub._actions for o in a.option_strings if o not in ("-h", "--help"))
              for name, sub in commands.items()}
-    assert found == OPTIONS
+    assert found == {name: sorted([*options, "--verbose"]) for name, options in OPTIONS.items()}
 
 
 class Stop(Exception):
@@ -348,17 +351,92 @@ def test_a_refused_command_never_starts_tensorflow(use_tiny_store, small_split, 
     assert done.stdout.split() == ["2", "False", "False"], done.stderr
 
 
-def test_progress_counts_at_most_every_few_seconds_and_always_the_last(capsys):
-    from pneumo.cli.common import ProgressReporter
+# -- progress and the summary line (the work itself replaced; real runs: test_sites, test_guard, ...) --
 
-    now = [100.0]
-    report = ProgressReporter("calibrate-site", every=5.0, clock=lambda: now[0])
-    for done, at in [(1, 101.0), (2, 105.5), (3, 107.0), (4, 108.0)]:
-        now[0] = at
-        report.count(done, 4)
-    report.timed("done")
-    assert capsys.readouterr().err.splitlines() == [
-        "calibrate-site: scored 2 of 4 films (6 s)",
-        "calibrate-site: scored 4 of 4 films (8 s)",
-        "calibrate-site: done (8 s)",
-    ]
+VALIDATION = {"roc_auc": 0.91, "sensitivity": 0.96, "specificity": 0.7, "ece": 0.03}
+EPOCH = {"loss": 0.25, "val_loss": 0.6, "val_auc": 0.9, "val_accuracy": 0.8, "val_border_share": 0.1}
+
+
+def write_card(folder, **card) -> None:
+    folder.mkdir(parents=True)
+    (folder / "card.json").write_text(json.dumps({"threshold": 0.4, "validation": VALIDATION, **card}))
+
+
+def test_train_notes_each_epoch_and_ends_with_a_summary(monkeypatch, small_split, tmp_path, capsys):
+    from pneumo.training import train as module
+
+    def train(config, log=print, on_epoch=None):
+        log("12 films; training on 9, validating on 3 (patient-grouped, seed 0)")
+        for epoch in (1, 2):
+            on_epoch(epoch, EPOCH)
+        write_card(tmp_path / "m", training={"best_epoch": 2, "epochs_run": 2})
+        return tmp_path / "m"
+
+    monkeypatch.setattr(module, "train", train)
+    assert main(["train", "--data", str(small_split), "--out", str(tmp_path / "m"), "--epochs", "2"]) == 0
+    out, err = capsys.readouterr()
+    *lines, summary = err.splitlines()
+    assert out == "" and lines[0] == "train: 12 films; training on 9, validating on 3 (patient-grouped, seed 0)"
+    assert ("train: epoch 2/2: loss 0.2500; validation loss 0.6000, AUC 0.9000, accuracy 0.800, "
+            "border share 0.100") in lines
+    assert summary.startswith("train: done: 2 epochs in ")
+    assert summary.endswith(f"; saved {tmp_path / 'm'}; validation: ROC AUC 0.9100, sensitivity 0.960, "
+                            "specificity 0.700 at threshold 0.400; ECE 0.0300; epoch 2 of 2 kept")
+
+
+def test_train_cv_counts_the_epochs_of_the_folds_it_trains(monkeypatch, small_split, tmp_path, capsys):
+    from pneumo.training import crossval
+
+    def train_folds(config, scheme, k, run_dir, log=print, records=None, inputs=None, on_epoch=None):
+        for fold in range(k):
+            log(f"{scheme} fold {fold + 1}/{k}: training")
+            on_epoch(1, EPOCH)
+
+    def assemble(config, run_dir, k=5, ship="random", schemes=(), resamples=1000, log=print):
+        write_card(tmp_path / "cv", ensemble={"members": k},
+                   validation={**VALIDATION, "kind": "out-of-fold (random folds)"})
+        return tmp_path / "cv"
+
+    monkeypatch.setattr(crossval, "train_folds", train_folds)
+    monkeypatch.setattr(crossval, "assemble", assemble)
+    assert main(["train-cv", "--data", str(small_split), "--out", str(tmp_path / "cv"), "--run-dir",
+                 str(tmp_path / "runs"), "--folds", "2", "--schemes", "random", "--epochs", "1",
+                 "--input-size", "32"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("cv: 2 members; out-of-fold (random folds): ROC AUC 0.9100")
+    assert "train-cv: random fold 2/2: training" in err
+    assert "train-cv: epoch 1/1: loss 0.2500; held-out loss 0.6000" in err
+    summary = err.splitlines()[-1]
+    assert summary.startswith("train-cv: done: 2 epochs in ")
+    assert summary.endswith(f"; 2 of 2 folds trained (the others were done already); saved {tmp_path / 'cv'}")
+
+
+def test_train_subtype_counts_the_epochs_of_the_folds_it_fine_tunes(monkeypatch, tiny_store, small_split,
+                                                                    tmp_path, capsys):
+    from pneumo import store
+    from pneumo.training import subtype
+
+    root = tmp_path / "store"
+    shutil.copytree(tiny_store, root)
+    card = store.read_card("tiny", root)
+    store.write_card("tiny", {**card, "ensemble": {"members": 2}, "out_of_fold": {}}, root)
+    monkeypatch.setenv("PNEUMO_MODEL_STORE", str(root))
+
+    def train_subtype_folds(loaded, data_dir, run_dir, config, log=print, on_epoch=None):
+        for fold in range(2):
+            for epoch in range(config.epochs):
+                log(f"  epoch {epoch + 1}/{config.epochs}: loss 0.5000 (1 s)")
+                on_epoch(epoch + 1, {"loss": 0.5})
+
+    section = {"validation": {"figures": {"roc_auc": {"value": 0.8}, "accuracy": {"value": 0.7}}},
+               "threshold": 0.5, "file": "subtype.keras"}
+    monkeypatch.setattr(subtype, "train_subtype_folds", train_subtype_folds)
+    monkeypatch.setattr(subtype, "assemble", lambda loaded, data_dir, run_dir, log=print: section)
+    assert main(["train-subtype", "--data", str(small_split), "--run-dir", str(tmp_path / "run"),
+                 "--epochs", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("subtype model of tiny: out-of-fold ROC AUC 0.8000")
+    summary = err.splitlines()[-1]
+    assert summary.startswith("train-subtype: done: 4 epochs in ")
+    assert summary.endswith(f"; 2 of 2 folds fine-tuned (the others were done already); wrote "
+                            f"{root / 'tiny' / 'subtype.keras'}")

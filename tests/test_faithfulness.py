@@ -199,11 +199,15 @@ def pneumonia_split(tiny_split) -> Path:
 
 
 @pytest.mark.parametrize("canvas", faithfulness.CANVASES)
-def test_cli_writes_every_method_with_its_figures(tiny_store, tiny_split, tmp_path, monkeypatch, canvas):
+def test_cli_writes_every_method_with_its_figures(tiny_store, tiny_split, tmp_path, monkeypatch, capsys, canvas):
     monkeypatch.setenv("PNEUMO_MODEL_STORE", str(tiny_store))
     out = tmp_path / "explain.json"
     assert main(["explain-eval", "--data", str(tiny_split), "--json", str(out), "--steps", "4",
                  "--canvas", canvas, "--random-models", "2"]) == 0
+    maps = 6 * len(explain.METHODS) * 3 + 3 * (len(explain.METHODS) + 2)  # 3 models' maps, then 3 films' curves
+    summary = capsys.readouterr().err.splitlines()[-1]
+    assert summary.startswith(f"explain-eval: done: {maps} maps in ")
+    assert summary.endswith(f"; 6 films (3 pneumonia) explained by {len(explain.METHODS)} methods; wrote {out}")
     result = json.loads(out.read_text())
     assert result["n_films"] == 6 and result["films"] == "all" and result["n_pneumonia"] == 3
     for method in explain.METHODS:

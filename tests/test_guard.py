@@ -246,7 +246,12 @@ def test_cli_fit_guard_writes_guard_and_figures(tiny_store, train_dir, tmp_path,
     assert set(figures["by_kind"]) == set(evaluation_set.EXPECTED) and 0.5 <= figures["auroc"] <= 1.0
     assert figures["notes"] == [] and figures["by_kind"]["colour photograph"]["detected"] == 1.0
     assert section["validation"]["n"] == 40
-    assert "AUROC" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "AUROC" in out
+    summary = err.splitlines()[-1]
+    assert summary.startswith("fit-guard: done: 80 films in ")  # 40 training and 40 validation films read
+    assert summary.endswith(f"; guard saved to {root / 'tiny' / persist.GUARD_FILE}; "
+                            f"{section['validation']['rejected']} of 40 validation films refused")
     assert persist.load_guard(store.load("tiny", root)) is not None
 
 

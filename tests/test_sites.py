@@ -85,7 +85,10 @@ def _synthetic(n: int = 400, model_temperature: float = 0.5, seed: int = 0):
 
 def test_calibrate_site_writes_a_file_that_round_trips(calibrated, loaded, labelled, site_store):
     assert calibrated["code"] == 0, calibrated["stderr"]
-    assert "scored 100 of 100 films" in calibrated["stderr"]
+    *progress_lines, summary = calibrated["stderr"].splitlines()
+    assert progress_lines[-1].startswith("calibrate-site: 100 of 100 films (100%), ")
+    assert summary.startswith("calibrate-site: done: 100 films (100 ok) in ")
+    assert summary.endswith(f"; stored {site_store / 'tiny' / 'sites' / 'north.json'}; use it with --site north")
     printed = calibrated["stdout"]
     assert "site calibration" in printed and "ROC AUC" in printed and "bootstrap over patients" in printed
     site = sites.load_site(loaded, "north")

@@ -161,7 +161,7 @@ def test_predict_writes_the_pattern_columns(tiny_subtype_store, tmp_path, films,
     (folder / "b.png").write_bytes(b"broken")
     assert main(["predict", str(folder), "--csv", str(tmp_path / "rows.csv")]) == 0
     rows = list(csv.DictReader((tmp_path / "rows.csv").open()))
-    assert list(rows[0]) == list(CSV_FIELDS)
+    assert list(rows[0]) == [*CSV_FIELDS, "model", "sha256"]
     assert rows[0]["pattern"] in ("bacterial", "viral") and len(rows[0]["p_bacterial"].split(".")[1]) == 4
     assert rows[1]["status"] == "error" and rows[1]["pattern"] == rows[1]["p_bacterial"] == ""
     assert "pattern" not in capsys.readouterr().err  # an intact subtype model: no note
@@ -314,7 +314,7 @@ def test_each_fold_is_trained_on_no_normal_film_and_no_patient_it_holds_out(ship
         def save(self, path):
             path.write_bytes(b"fake")
 
-    def fine_tune(model, inputs, labels, config, log=print):
+    def fine_tune(model, inputs, labels, config, log=print, on_epoch=None):
         trained[model.fold] = (inputs[:, 0, 0, 0].astype(int), labels)
         return model
 

@@ -1,11 +1,12 @@
-"""The command line: ``python -m pneumo train|train-cv|evaluate|predict|calibrate-site|profile|bench|explain-eval|fit-guard``.
+"""The command line: ``python -m pneumo train|train-cv|evaluate|predict|calibrate-site|profile|bench|explain-eval|fit-guard|export``.
 
 A user's mistake (a missing path, an unknown model, an empty folder) is one
 sentence on stderr and exit code 2; a completed run exits 0.
 
 ``parser`` names every command and option; the handlers live by what they do:
 ``scoring`` (predict, evaluate), ``models`` (train, train-cv, operating-point,
-fit-guard, calibrate-site) and ``measuring`` (profile, bench, explain-eval).
+fit-guard, calibrate-site), ``measuring`` (profile, bench, explain-eval) and
+``exporting`` (export).
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ __all__ = ["EXIT_USAGE", "UserError", "build_parser", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
-    quiet_tensorflow()
+    """Run the command line; returns the exit code.
+
+    The arguments are parsed first (the parser loads no TensorFlow), so ``--verbose`` can
+    decide whether TensorFlow's start-up lines are hidden (:func:`quiet_tensorflow`).
+    """
     args = build_parser().parse_args(argv)
+    quiet_tensorflow(verbose=args.verbose)
     try:
         return int(args.handler(args) or 0)
     except (UserError, ModelStoreError, FileNotFoundError, FilmReadError, ValueError) as err:

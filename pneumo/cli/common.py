@@ -1,4 +1,4 @@
-"""What the commands share: the user's-mistake error, the up-front checks, progress lines, defaults.
+"""What the commands share: the user's-mistake error, the up-front checks, defaults.
 
 Every command checks what it can before the long work starts (and, where it can, before
 TensorFlow is loaded): a mistake is one sentence and exit code 2, never minutes of work
@@ -11,8 +11,6 @@ import argparse
 import dataclasses
 import inspect
 import os
-import sys
-import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -23,7 +21,8 @@ OWNER_DEFAULT = argparse.SUPPRESS
 absent from ``args`` and the owner's own default applies, so each default is written once."""
 
 PROGRESS_SECONDS = 5.0
-"""A count of films done is printed at most this often (and always when the last is done)."""
+"""Away from a terminal, a progress line is printed at most this often (and always for the last);
+see :class:`pneumo.cli.progress.Progress`."""
 
 
 class UserError(Exception):
@@ -145,56 +144,18 @@ def model_split(card: dict, root) -> tuple[list, list]:
 
 # -- the work -----------------------------------------------------------------------------------
 
-def classifier_for(name: str | None, site: str | None = None):
-    """The stored model ``name`` (default: DEFAULT) ready to score, with ``site``'s calibration."""
+def classifier_for(name: str | None, site: str | None = None, runtime: str = "keras"):
+    """The stored model ``name`` (default: DEFAULT) ready to score, with ``site``'s calibration.
+
+    ``runtime`` is ``"keras"`` or ``"onnx"`` (see :class:`~pneumo.inference.predict.Classifier`).
+    """
     from pneumo import store
     from pneumo.inference.predict import Classifier
 
-    return Classifier(store.load(name), site=site)
+    return Classifier(store.load(name), site=site, runtime=runtime)
 
 
 def thin(records, count: int):
     """Every n-th record, ``count`` at most: a spread-out subset for smoke runs."""
     step = max(1, len(records) // count)
     return list(records[::step][:count])
-
-
-class ProgressReporter:
-    """How a long command says where it is: one line at a time, a count at most every few seconds.
-
-    Used as a ``log``/``progress`` callback by every command that reports progress.
-
-    Args:
-        command: starts each line (``"calibrate-site: ..."``); "" prints the bare message.
-        stream: ``"stderr"`` (progress, so stdout keeps only the results) or ``"stdout"``
-            (a training log, which is the command's output); looked up at each line, so a
-            redirection made later still applies.
-        every: the least seconds between two counts.
-    """
-
-    def __init__(self, command: str = "", stream: str = "stderr", every: float = PROGRESS_SECONDS,
-                 clock: Callable[[], float] = time.monotonic):
-        self.prefix = f"{command}: " if command else ""
-        self.stream = stream
-        self.every = every
-        self.clock = clock
-        self.started = clock()
-        self._counted = self.started
-
-    def elapsed(self) -> float:
-        """Seconds since the reporter was made."""
-        return self.clock() - self.started
-
-    def __call__(self, message: str) -> None:
-        print(f"{self.prefix}{message}", file=getattr(sys, self.stream), flush=True)
-
-    def timed(self, message: str) -> None:
-        """The message with the seconds so far."""
-        self(f"{message} ({self.elapsed():.0f} s)")
-
-    def count(self, done: int, total: int, doing: str = "scored", things: str = "films") -> None:
-        """``scored 40 of 500 films (12 s)``: at most every ``every`` seconds, and always the last."""
-        now = self.clock()
-        if done == total or now - self._counted >= self.every:
-            self._counted = now
-            self(f"{doing} {done} of {total} {things} ({now - self.started:.0f} s)")

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from pneumo.cli.common import (
-    ProgressReporter,
     UserError,
     declared_defaults,
     field_names,
@@ -17,6 +16,7 @@ from pneumo.cli.common import (
     require_model,
     require_writable_file,
 )
+from pneumo.cli.progress import Progress
 
 
 def run_profile(args) -> int:
@@ -35,13 +35,18 @@ def run_profile(args) -> int:
 
 
 def run_bench(args) -> int:
-    """Time prediction and Grad-CAM of a stored model on one film; every setting left out is ``bench.run``'s."""
+    """Time prediction (Keras and ONNX Runtime) and Grad-CAM of a stored model on one film.
+
+    Every setting left out is ``bench.run``'s. The table goes to stdout, or to stderr with
+    ``--json``, whose one JSON line ends stdout.
+    """
     from pneumo import data, store
 
     require_model(args.model)
 
     from pneumo.evaluation import bench
     from pneumo.io import read_film
+    from pneumo.render.terminal import format_bench
 
     settings = {**declared_defaults(bench.run), **given(args, ("runs",))}
     require_at_least("--runs", settings["runs"], 1)
@@ -53,8 +58,7 @@ def run_bench(args) -> int:
           f"{film_path.path.name if film_path else 'a synthetic film'} ({film.size[0]} x {film.size[1]}), "
           f"{settings['runs']} runs each", file=sys.stderr)
     result = bench.run(loaded, film, **settings)
-    for key, value in result.items():
-        print(f"{key:<18}{value}", file=sys.stderr if args.json else sys.stdout)
+    print(format_bench(result), file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(result))
     return 0
@@ -66,7 +70,6 @@ def run_explain_eval(args) -> int:
     from pneumo.evaluation import faithfulness, faithfulness_results
     from pneumo.render.faithfulness_words import format_summary
 
-    report = ProgressReporter("explain-eval")
     require_at_least("--limit", args.limit, 1)
     require_at_least("--random-models", getattr(args, "randomization_models", None), 1)
     require_data_folder(args.data)
@@ -78,18 +81,25 @@ def run_explain_eval(args) -> int:
         raise UserError(f"--save stores figures for the model's validation films only; these are "
                         f"{films} films of {args.data}.")
     chosen = folds.stratified_sample(records, args.limit, config.seed)
-    faithfulness.check_can_measure(data.labels_of(chosen), config)
+    labels = data.labels_of(chosen)
+    faithfulness.check_can_measure(labels, config)
+    progress = Progress("explain-eval", faithfulness.count_maps(labels, config), things="maps")
     loaded = store.load(args.model)
-    report(f"model {loaded.name}, {len(chosen)} of {len(records)} {films} films of {args.data}")
+    progress.note(f"model {loaded.name}, {len(chosen)} of {len(records)} {films} films of {args.data}")
     inputs = data.load_inputs(chosen, loaded.input_size)
-    result = faithfulness.measure(loaded, inputs, data.labels_of(chosen), config, progress=report.timed)
+    result = faithfulness.measure(loaded, inputs, labels, config, progress=progress)
     result = {"model": loaded.name, "model_sha256": loaded.card["sha256"], "data": str(args.data),
-              "films": films, "seconds": round(report.elapsed(), 1), **result,
+              "films": films, "seconds": round(progress.elapsed(), 1), **result,
               "paths": [f"{r.split}/{r.class_name}/{r.path.name}" for r in chosen]}
     result["targets"] = faithfulness_results.check_targets(result)
     print(format_summary(result))
+    written = []
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=1) + "\n")
+        written.append(str(args.json_out))
     if args.save:
-        report(f"stored {faithfulness_results.save_explanations(result, loaded.path)}")
+        written.append(str(faithfulness_results.save_explanations(result, loaded.path)))
+    where = f"wrote {', '.join(written)}" if written else "nothing written (--json FILE keeps the results)"
+    progress.close(f"{len(chosen)} films ({int(labels.sum())} pneumonia) explained by {len(config.methods)} "
+                   f"methods; {where}")
     return 0

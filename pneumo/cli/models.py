@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from pneumo.cli.common import (
-    ProgressReporter,
     UserError,
     declared_defaults,
     field_names,
@@ -22,6 +20,7 @@ from pneumo.cli.common import (
     require_writable_folder,
     thin,
 )
+from pneumo.cli.progress import Progress
 
 CROSSVAL_RECIPE = {"input_size": 160, "width": 24, "epochs": 8, "border_penalty": 0.05,
                    "border_allowance": 0.15, "max_minutes": 24 * 60.0}
@@ -50,8 +49,44 @@ def run_train(args) -> int:
 
     config = TrainConfig(**given(args, field_names(TrainConfig)),
                          augment=AugmentConfig(**given(args, field_names(AugmentConfig))))
-    train(config, log=ProgressReporter(stream="stdout"))
+    progress = Progress("train", config.epochs, things="epochs")
+    folder = train(config, log=progress.note, on_epoch=epoch_reporter(progress, config.epochs))
+    card = json.loads((folder / "card.json").read_text())
+    training = card["training"]
+    progress.close(f"saved {folder}; {validation_words(card)}; epoch {training['best_epoch']} of "
+                   f"{training['epochs_run']} kept")
     return 0
+
+
+def epoch_reporter(progress: Progress, epochs: int, held: str = "validation"):
+    """An ``on_epoch`` callback for training: the epoch's figures as a note, then one more epoch done."""
+
+    def report(epoch: int, figures: dict) -> None:
+        progress.note(epoch_words(epoch, epochs, figures, held))
+        progress.advance()
+
+    return report
+
+
+EPOCH_FIGURES = (("loss", "loss", ".4f"), ("auc", "AUC", ".4f"), ("accuracy", "accuracy", ".3f"),
+                 ("border_share", "border share", ".3f"))
+"""Keras's names of the figures an epoch's line shows on the held-out films, its words, and formats."""
+
+
+def epoch_words(epoch: int, epochs: int, figures: dict, held: str = "validation") -> str:
+    """``epoch 3/28: loss 0.4123; validation loss 0.3012, AUC 0.9456, accuracy 0.881, border share 0.120``."""
+    text = f"epoch {epoch}/{epochs}: loss {figures['loss']:.4f}"
+    shown = [f"{words} {figures['val_' + key]:{form}}" for key, words, form in EPOCH_FIGURES
+             if "val_" + key in figures]
+    return text + (f"; {held} " + ", ".join(shown) if shown else "")
+
+
+def validation_words(card: dict) -> str:
+    """``validation: ROC AUC 0.9612, sensitivity 0.951, specificity 0.802 at threshold 0.412; ECE 0.0123``."""
+    figures = card["validation"]
+    return (f"{figures.get('kind', 'validation')}: ROC AUC {figures['roc_auc']:.4f}, sensitivity "
+            f"{figures['sensitivity']:.3f}, specificity {figures['specificity']:.3f} at threshold "
+            f"{card['threshold']:.3f}; ECE {figures['ece']:.4f}")
 
 
 def run_train_cv(args) -> int:
@@ -77,23 +112,26 @@ def run_train_cv(args) -> int:
         raise UserError(f"--schemes must name schemes from {list(folds.SCHEMES)} and include --ship "
                         f"{ship!r}; got {','.join(schemes)!r}.")
     config = TrainConfig(**{**CROSSVAL_RECIPE, **given(args, field_names(TrainConfig))})
-    log = ProgressReporter(stream="stdout")
+    todo = {scheme: k - len(crossval.finished_folds(run_dir, scheme, k)) for scheme in schemes}
+    progress = Progress("train-cv", sum(todo.values()) * config.epochs, things="epochs")
+    on_epoch = epoch_reporter(progress, config.epochs, held="held-out")
     try:
         inputs = None
         for scheme in schemes:
-            if len(crossval.finished_folds(run_dir, scheme, k)) < k and inputs is None:
+            if todo[scheme] and inputs is None:
+                progress.note(f"decoding {len(records)} films")
                 inputs = data.load_inputs(records, config.input_size)
-            crossval.train_folds(config, scheme, k, run_dir, log=log, records=records, inputs=inputs)
+            crossval.train_folds(config, scheme, k, run_dir, log=progress.note, records=records, inputs=inputs,
+                                 on_epoch=on_epoch)
         folder = crossval.assemble(config, run_dir, k, ship=ship, schemes=schemes,
-                                   resamples=plan["resamples"], log=log)
+                                   resamples=plan["resamples"], log=progress.note)
     except ValueError as err:
         raise UserError(str(err)) from err
     card = json.loads((folder / "card.json").read_text())
-    figures = card["validation"]
-    print(f"{folder.name}: {card['ensemble']['members']} members; {figures['kind']}: ROC AUC "
-          f"{figures['roc_auc']:.4f}, sensitivity {figures['sensitivity']:.3f}, specificity "
-          f"{figures['specificity']:.3f} at threshold {card['threshold']:.3f}; ECE {figures['ece']:.4f}; "
-          f"{log.elapsed() / 60:.1f} min")
+    print(f"{folder.name}: {card['ensemble']['members']} members; {validation_words(card)}; "
+          f"{progress.elapsed() / 60:.1f} min")
+    progress.close(f"{sum(todo.values())} of {len(schemes) * k} folds trained (the others were done "
+                   f"already); saved {folder}")
     return 0
 
 
@@ -108,8 +146,7 @@ def run_operating_point(args) -> int:
 
     from pneumo.training.train import choose_operating_point
 
-    choose_operating_point(args.model, args.data, **given(args, ("min_sensitivity",)),
-                           log=ProgressReporter(stream="stdout"))
+    choose_operating_point(args.model, args.data, **given(args, ("min_sensitivity",)))
     return 0
 
 
@@ -126,21 +163,24 @@ def run_fit_guard(args) -> int:
     if args.limit is not None:
         train_records, val_records = thin(train_records, args.limit), thin(val_records, args.limit)
     loaded = store.load(args.model)
-    report = ProgressReporter("fit-guard")
-    report(f"model {loaded.name}, decoding {len(train_records)} training and "
-           f"{len(val_records)} validation films")
-    x_train = data.load_inputs(train_records, loaded.input_size)
-    x_val = data.load_inputs(val_records, loaded.input_size)
+    progress = Progress("fit-guard", len(train_records) + len(val_records))
+    progress.note(f"model {loaded.name}, decoding {len(train_records)} training and "
+                  f"{len(val_records)} validation films")
+    x_train = data.load_inputs(train_records, loaded.input_size, progress=lambda *_: progress.advance())
+    x_val = data.load_inputs(val_records, loaded.input_size, progress=lambda *_: progress.advance())
     section = fit_and_store_guard(loaded, x_train, x_val, val_groups=[r.patient for r in val_records],
-                                  **given(args, ("max_train", "per_kind", "seed")), log=report)
+                                  **given(args, ("max_train", "per_kind", "seed")), log=progress.note)
     print(format_guard(loaded.name, section))
+    validation = section["validation"]
+    progress.close(f"guard saved to {loaded.path / section['file']}; {validation['rejected']} of "
+                   f"{validation['n']} validation films refused")
     return 0
 
 
 def run_train_subtype(args) -> int:
     """Fine-tune the subtype model fold by fold (resumable), then write it and its card section."""
     from pneumo import store
-    from pneumo.training.subtype import SubtypeConfig, assemble, train_subtype_folds
+    from pneumo.training.subtype import SubtypeConfig, assemble, finished_folds, train_subtype_folds
 
     require_data_folder(args.data)
     on_file = require_model(args.model)
@@ -149,14 +189,19 @@ def run_train_subtype(args) -> int:
                         "the subtype model is fine-tuned from its members, fold by fold.")
     require_writable_folder(args.run_dir, "--run-dir")
     loaded = store.load(args.model)
-    report = ProgressReporter("train-subtype")
     config = SubtypeConfig(**given(args, ("epochs", "learning_rate", "seed")))
-    train_subtype_folds(loaded, args.data, args.run_dir, config, log=report)
-    section = assemble(loaded, args.data, args.run_dir, log=report)
+    k = int(on_file.card["ensemble"]["members"])
+    todo = k - len(finished_folds(args.run_dir, k))
+    progress = Progress("train-subtype", todo * config.epochs, things="epochs")
+    train_subtype_folds(loaded, args.data, args.run_dir, config, log=progress.note,
+                        on_epoch=lambda *_: progress.advance())
+    section = assemble(loaded, args.data, args.run_dir, log=progress.note)
     figures = section["validation"]["figures"]
     print(f"subtype model of {loaded.name}: out-of-fold ROC AUC {figures['roc_auc']['value']:.4f}, "
           f"accuracy {figures['accuracy']['value']:.4f} at threshold {section['threshold']:.3f}; "
           f"wrote {loaded.path / section['file']}")
+    progress.close(f"{todo} of {k} folds fine-tuned (the others were done already); wrote "
+                   f"{loaded.path / section['file']}")
     return 0
 
 
@@ -171,19 +216,20 @@ def run_calibrate_site(args) -> int:
     require_data_folder(args.data)
     require_model(args.model)
     loaded = store.load(args.model)
-    report = ProgressReporter("calibrate-site")
+    progress = None
 
-    def progress(done: int, total: int) -> None:
-        if done == 0:
-            report(f"model {loaded.name}, site {args.name}: scoring {total} films of {args.data}")
+    def scored(done: int, total: int, status: str | None) -> None:
+        nonlocal progress
+        if progress is None:  # the first call, before any film: now the total is known
+            progress = Progress("calibrate-site", total)
+            progress.note(f"model {loaded.name}, site {args.name}: scoring {total} films of {args.data}")
         else:
-            report.count(done, total)
+            progress.advance(1, **{status: 1})
 
     record = sites.calibrate_site(loaded, args.data, args.name, **given(args, ("min_sensitivity",)),
-                                  progress=progress)
+                                  progress=scored)
     replaced = sites.site_path(loaded, args.name).is_file()
     path = sites.save_site(loaded, record)
     print(sites.format_summary(record))
-    print(f"{'replaced' if replaced else 'stored'} {path} in {report.elapsed():.0f} s; use it with "
-          f"--site {args.name}", file=sys.stderr)
+    progress.close(f"{'replaced' if replaced else 'stored'} {path}; use it with --site {args.name}")
     return 0

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 
 from pneumo import folds
+from pneumo.batch.engines import ENGINES
 from pneumo.cli.common import OWNER_DEFAULT
+from pneumo.cli.exporting import run_export
 from pneumo.cli.measuring import run_bench, run_explain_eval, run_profile
 from pneumo.cli.models import (
     run_calibrate_site,
@@ -24,13 +26,15 @@ from pneumo.cli.models import (
 from pneumo.cli.network import run_dicom_listener
 from pneumo.cli.scoring import run_evaluate, run_predict
 from pneumo.evaluation.faithfulness import CANVASES
+from pneumo.inference.export import FORMATS, RUNTIMES
 from pneumo.modeling.models import ARCHITECTURES
 
 DESCRIPTION = ("The command line: ``python -m pneumo train|train-cv|evaluate|predict|calibrate-site|"
-               "profile|bench|explain-eval|fit-guard``.")
+               "profile|bench|explain-eval|fit-guard|export``.")
 
 MODEL_HELP = "model name in the store (default: DEFAULT)"
 SITE_HELP = "use this site's calibration (see calibrate-site)"
+RUNTIME_HELP = "what runs the model: keras, or onnx (ONNX Runtime on model.onnx; see export)"
 DATA_HELP = "Kaggle-layout root or a split folder"
 OUT_HELP = "model folder, e.g. model_store/NAME"
 
@@ -48,7 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_models(commands)
     add_measuring(commands)
     add_network(commands)
+    add_exporting(commands)
+    add_shared_options(commands)
     return parser
+
+
+
+def add_shared_options(commands) -> None:
+    """The options every command has: ``--verbose``."""
+    for command in commands.choices.values():
+        command.add_argument("--verbose", action="store_true",
+                             help="show everything TensorFlow prints as it starts (hidden by default)")
 
 
 def add_recipe_options(command, epochs_help: str | None) -> None:
@@ -159,13 +173,24 @@ def add_scoring(commands) -> None:
     evaluate.add_argument("--model", help=MODEL_HELP)
     evaluate.add_argument("--site", help=SITE_HELP)
     evaluate.add_argument("--json", dest="json_out", help="also write the figures to this file")
+    evaluate.add_argument("--runtime", choices=RUNTIMES, default=RUNTIMES[0], help=RUNTIME_HELP)
     evaluate.set_defaults(handler=run_evaluate)
 
     predict = commands.add_parser("predict", help="probability of pneumonia for films or folders")
     predict.add_argument("paths", nargs="+", metavar="PATH")
     predict.add_argument("--model", help=MODEL_HELP)
     predict.add_argument("--site", help=SITE_HELP)
-    predict.add_argument("--csv", dest="csv_out", help="write the rows to this CSV file")
+    predict.add_argument("--out", "--csv", dest="out", metavar="RESULTS",
+                         help="write the rows to this .csv or .parquet file; rerunning with the same "
+                              "file skips the films already in it (default: CSV on stdout)")
+    predict.add_argument("--engine", choices=ENGINES, default=ENGINES[0],
+                         help="local: this process; ray: a pool of Ray actors (see --address, --workers)")
+    predict.add_argument("--address", help="with --engine ray: join the Ray cluster whose head is HOST:PORT "
+                                           "(default: start Ray on this machine)")
+    predict.add_argument("--workers", type=int, help="with --engine ray: actors, one CPU and one model each "
+                                                     "(default: this machine's cores, or the cluster's CPUs less one)")
+    predict.add_argument("--batch-size", type=int, help="films per batch (what an interruption loses at most)")
+    predict.add_argument("--runtime", choices=RUNTIMES, default=RUNTIMES[0], help=RUNTIME_HELP)
     predict.set_defaults(handler=run_predict)
 
 
@@ -228,3 +253,17 @@ def add_network(commands) -> None:
     listener.add_argument("--model", help=MODEL_HELP)
     listener.add_argument("--site", help="a site calibration to apply")
     listener.set_defaults(handler=run_dicom_listener)
+
+
+def add_exporting(commands) -> None:
+    """export."""
+    export = commands.add_parser(
+        "export", help="write a stored model for another runtime (ONNX Runtime, TF Serving) and record it "
+                       "in its card")
+    export.add_argument("--model", help=MODEL_HELP)
+    export.add_argument("--format", required=True, metavar="{" + ",".join(FORMATS) + "}",
+                        help="onnx: model.onnx (and subtype.onnx) for '--runtime onnx'; saved-model: a "
+                             "TensorFlow SavedModel with a serving_default signature for TF Serving")
+    export.add_argument("--out", help="the folder to write (default: the model's folder for onnx, "
+                                      "model_store/NAME/serving/1 for saved-model)")
+    export.set_defaults(handler=run_export)

@@ -50,10 +50,11 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from pneumo.evaluation.faithfulness_results import summarize
+from pneumo.evaluation.faithfulness_results import BASELINES, summarize
 from pneumo.inference import explain
 from pneumo.store import LoadedModel
 
@@ -63,7 +64,14 @@ CANVASES = ("mean", "normal", "blur")
 NORMAL_CANVASES = ("mean", "normal")
 """The canvases made of the normal films of the set."""
 
-Progress = Callable[[str], None]
+
+class Progress(Protocol):
+    """Where :func:`measure` says how far it is (:class:`pneumo.cli.progress.Progress` is one):
+    ``note(message)`` as each stage starts, ``advance(n)`` as maps are done (:func:`count_maps`)."""
+
+    def note(self, message: str) -> None: ...
+
+    def advance(self, n: int = 1) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -239,7 +247,7 @@ def randomized_model(loaded: LoadedModel, seed: int = 0) -> LoadedModel:
 
 def compute_maps(explainer: explain.Explainer, inputs: np.ndarray, methods: Sequence[str],
                  batch_size: int, progress: Progress | None = None,
-                 label: str = "") -> dict[str, np.ndarray]:
+                 label: str = "the model") -> dict[str, np.ndarray]:
     """Maps of every method for every input, towards PNEUMONIA; method -> (n, s, s) float32.
 
     Score-CAM runs one film at a time, as the app calls it: tf-keras-vis pools the
@@ -247,20 +255,31 @@ def compute_maps(explainer: explain.Explainer, inputs: np.ndarray, methods: Sequ
     on the other films in it (and score up to every channel of the layer).
     """
     maps = {}
+    if progress is not None:
+        progress.note(f"maps of {label}: {len(inputs)} films by "
+                      + ", ".join(explain.METHODS[method] for method in methods))
     for method in methods:
         chunks = []
         step = 1 if method == "scorecam" else batch_size
         for start in range(0, len(inputs), step):
             chunk = inputs[start:start + step].astype(np.float32)
             chunks.append(explainer.heatmaps(chunk, method))
-            done = min(start + step, len(inputs))
-            if done == len(inputs) or done % 16 == 0:
-                _report(progress, f"{label}{explain.METHODS[method]} maps: {done}/{len(inputs)} films")
+            if progress is not None:
+                progress.advance(len(chunk))
         maps[method] = np.concatenate(chunks)
     return maps
 
 
 # --- the measurement ----------------------------------------------------------------------
+
+
+def count_maps(labels: Sequence[int] | np.ndarray, config: FaithfulnessConfig) -> int:
+    """The maps :func:`measure` makes (every method's, of every film, on the model and each random
+    model) and traces (each pneumonia film's maps and baselines): the unit its progress counts."""
+    labels = np.asarray(labels).astype(int).ravel()
+    methods = len(config.methods)
+    return (len(labels) * methods * (1 + config.randomization_models)
+            + int((labels == 1).sum()) * (methods + len(BASELINES)))
 
 
 def check_can_measure(labels: Sequence[int] | np.ndarray, config: FaithfulnessConfig) -> None:
@@ -292,7 +311,7 @@ def measure(loaded: LoadedModel, inputs: np.ndarray, labels: np.ndarray,
         inputs: (n, s, s, 1) model inputs in 0-255 (uint8 or float).
         labels: (n,) 1 for pneumonia, 0 for normal.
         config: the settings.
-        progress: called with a line of progress now and then.
+        progress: told of each stage and of every map done (:func:`count_maps` in all).
 
     Returns:
         One entry per method (see :func:`summarize`), ``"baselines"``, ``"curves"``,
@@ -314,7 +333,7 @@ def measure(loaded: LoadedModel, inputs: np.ndarray, labels: np.ndarray,
         random_weights = randomized_model(loaded, config.seed + i)
         random_maps.append(compute_maps(
             explain.Explainer(random_weights), inputs, config.methods, config.batch_size, progress,
-            label=f"random model {i + 1}/{config.randomization_models}: "))
+            label=f"random model {i + 1}/{config.randomization_models}"))
     classifier = Classifier(loaded)
     curves, canvas_p = measure_curves(
         lambda batch: classifier.predict_inputs(batch, config.batch_size),
@@ -335,7 +354,9 @@ def measure_curves(score: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray
     canvases = make_canvases(inputs, labels, positives, config)
     per_map = {name: {"deletion": [], "insertion": []} for name in maps}
     canvas_p = []
-    for done, (index, canvas) in enumerate(zip(positives, canvases), start=1):
+    if progress is not None:
+        progress.note(f"deletion and insertion: {len(positives)} pneumonia films, {len(maps)} maps each")
+    for index, canvas in zip(positives, canvases):
         film_maps = {name: stack[index] for name, stack in maps.items()}
         rng = np.random.default_rng([config.seed, 1, int(index)])
         curves = film_curves(score, inputs[index].astype(np.float32), canvas, film_maps, config.steps, rng)
@@ -343,8 +364,8 @@ def measure_curves(score: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray
             per_map[name]["deletion"].append(pair["deletion"])
             per_map[name]["insertion"].append(pair["insertion"])
         canvas_p.append(float(next(iter(curves.values()))["insertion"][0]))
-        if done == len(positives) or done % 5 == 0:
-            _report(progress, f"deletion and insertion: {done}/{len(positives)} pneumonia films")
+        if progress is not None:
+            progress.advance(len(maps))
     width = config.steps + 1
     return ({name: {kind: np.asarray(rows, dtype=np.float64).reshape(-1, width)
                     for kind, rows in pair.items()} for name, pair in per_map.items()}, canvas_p)
@@ -394,8 +415,3 @@ def _check_inputs(loaded: LoadedModel, inputs: np.ndarray, labels: np.ndarray):
         raise ValueError(f"need one label per film and at least one film, got {len(inputs)} films "
                          f"and {len(labels)} labels")
     return inputs, labels
-
-
-def _report(progress: Progress | None, message: str) -> None:
-    if progress is not None:
-        progress(message)

@@ -19,6 +19,7 @@ from pneumo.guard.detector import Guard, ScopeVerdict
 from pneumo.guard.features import feature_model, model_outputs
 from pneumo.guard.header import check_header
 from pneumo.guard.persist import load_guard
+from pneumo.inference.export import P_PNEUMONIA, RUNTIMES, load_onnx, load_subtype_onnx
 from pneumo.inference.sites import Site, SiteError, load_site
 from pneumo.io import Film, FilmReadError, read_film
 from pneumo.modeling.augment import AugmentConfig, make_augment
@@ -157,12 +158,25 @@ class Classifier:
     ``subtype_error``: films are still read, without a pattern, and whoever shows the results
     says so.
 
+    ``runtime`` is what runs the models: ``"keras"`` (traced TensorFlow graphs) or ``"onnx"``
+    (ONNX Runtime sessions on ``model.onnx`` and ``subtype.onnx``, written by ``python -m pneumo
+    export --format onnx`` and checked against the card). Either way the guard, the site
+    calibration and the subtype read the same outputs; the Keras model stays loaded for
+    Grad-CAM and the uncertainty interval. Under ONNX a subtype model without its ONNX file
+    is left out as a failing subtype file is, its reason in ``subtype_error``.
+
     Raises:
         SiteError: an unknown site, or a site calibrated for another model file.
+        ModelStoreError: ``runtime="onnx"`` and ``model.onnx`` is missing, altered or stale.
+        ValueError: an unknown runtime.
     """
 
     def __init__(self, loaded: LoadedModel, guard: Guard | None | str = USE_STORED_GUARD,
-                 site: Site | str | None = None, subtype: SubtypeModel | None | str = USE_STORED_SUBTYPE):
+                 site: Site | str | None = None, subtype: SubtypeModel | None | str = USE_STORED_SUBTYPE,
+                 runtime: str = "keras"):
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}; choose from {list(RUNTIMES)}")
+        self.runtime = runtime
         self.loaded = loaded
         self.model = loaded.model
         self.size = loaded.input_size
@@ -175,16 +189,28 @@ class Classifier:
         # Everything is built here: one Classifier is shared by every session and never changes.
         self._tta = make_augment(TTA_CONFIG)
         self.guard = load_guard(loaded) if guard == USE_STORED_GUARD else guard
-        self._call = compiled(self.model, self.size)
-        self._two_headed = compiled(feature_model(self.model), self.size) if self.guard is not None else None
+        if runtime == "onnx":
+            graph = load_onnx(loaded)  # one session: (P(pneumonia), pooled features) in one pass
+            self._call = graph.only(P_PNEUMONIA)
+            self._two_headed = graph if self.guard is not None else None
+        else:
+            self._call = compiled(self.model, self.size)
+            self._two_headed = compiled(feature_model(self.model), self.size) if self.guard is not None else None
         self.subtype_error = ""
         if subtype == USE_STORED_SUBTYPE:
             try:
                 subtype = load_subtype(loaded)
             except ModelStoreError as err:
                 subtype, self.subtype_error = None, str(err)
+        self._subtype_call = None
+        if subtype is not None and runtime == "onnx":
+            try:
+                self._subtype_call = load_subtype_onnx(loaded, subtype)
+            except ModelStoreError as err:
+                subtype, self.subtype_error = None, str(err)
+        elif subtype is not None:
+            self._subtype_call = compiled(subtype.model, self.size)
         self.subtype = subtype
-        self._subtype_call = compiled(subtype.model, self.size) if subtype is not None else None
 
     def predict_inputs(self, inputs: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """P(pneumonia) for model inputs (n, size, size, 1) in 0-255; returns (n,) float."""

@@ -270,7 +270,7 @@ def _check_counts(counts: dict[str, int], root: str | Path, left_out: str = "") 
 
 def calibrate_site(loaded: LoadedModel, root: str | Path, name: str,
                    min_sensitivity: float = DEFAULT_MIN_SENSITIVITY,
-                   progress: Callable[[int, int], None] | None = None,
+                   progress: Callable[[int, int, str | None], None] | None = None,
                    resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> dict:
     """Score a site's labelled folder with the model and fit the site's operating point.
 
@@ -283,7 +283,9 @@ def calibrate_site(loaded: LoadedModel, root: str | Path, name: str,
         root: a Kaggle-layout root or a folder with ``NORMAL`` and ``PNEUMONIA``.
         name: the site's name.
         min_sensitivity: see :func:`fit_site`.
-        progress: called with (films scored, films in all): once with 0 before scoring, then per film.
+        progress: called with (films scored, films in all, the film's status): once with
+            ``(0, n, None)`` before scoring, then per film with its status (``"ok"``,
+            ``"rejected"`` by the guard, ``"error"`` unreadable).
         resamples: bootstrap resamples.
         seed: the bootstrap's seed.
 
@@ -307,7 +309,7 @@ def calibrate_site(loaded: LoadedModel, root: str | Path, name: str,
     classifier = Classifier(loaded, subtype=None)  # the site fits P(pneumonia) only
     kept, probs, refused, unreadable = [], [], 0, 0
     if progress is not None:
-        progress(0, len(records))
+        progress(0, len(records), None)
     for index, (record, item) in enumerate(zip(records, classifier.assess_many(
             (str(r.path), r.path) for r in records))):
         if item.status == STATUS_OK:
@@ -318,7 +320,7 @@ def calibrate_site(loaded: LoadedModel, root: str | Path, name: str,
         else:
             unreadable += 1
         if progress is not None:
-            progress(index + 1, len(records))
+            progress(index + 1, len(records), item.status)
     used = _class_counts(r.label for r in kept)
     left_out = (f" after leaving out {refused} films the out-of-scope guard refused and {unreadable} "
                 f"that could not be read (of {len(records)} found)")

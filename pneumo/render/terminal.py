@@ -107,3 +107,23 @@ def format_guard(name: str, section: dict) -> str:
                      f"{row['named_as_expected']:>8.0%}")
     lines += [""] + [f"note: {note}" for note in ood.get("notes", [])]
     return "\n".join(lines).rstrip()
+
+
+BENCH_ROWS = (("predict_ms_p50", "predict p50 (ms)"), ("predict_ms_p95", "predict p95 (ms)"),
+              ("throughput_img_s", "films/s (batch)"), ("throughput_img_s_per_core", "films/s per core"))
+"""The figures ``bench`` shows for each runtime, and their labels."""
+
+
+def format_bench(result: dict) -> str:
+    """``bench``'s result: the setting, Keras and ONNX Runtime side by side with their ratio, then the rest."""
+    runtimes, ratios = result["runtimes"], result["onnx_over_keras"]
+    lines = [f"model {result['model']} ({result['input_size']} px), {result['runs']} runs, batch {result['batch']}, "
+             f"{result['cores']} cores; ONNX file: {result['onnx_file']}", "",
+             f"{'':<20}{'keras':>10}{'onnx':>10}{'onnx/keras':>12}"]
+    for key, label in BENCH_ROWS:
+        lines.append(f"{label:<20}{runtimes['keras'][key]:>10}{runtimes['onnx'][key]:>10}"
+                     f"{format_number(ratios[key], 3):>12}")
+    shown = {key for key, _ in BENCH_ROWS} | {"model", "input_size", "runs", "batch", "cores", "onnx_file",
+                                              "runtimes", "onnx_over_keras"}
+    lines += ["", *(f"{key:<28}{value}" for key, value in result.items() if key not in shown)]
+    return "\n".join(lines)

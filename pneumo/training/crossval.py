@@ -21,7 +21,7 @@ import numpy as np
 from pneumo import data, store
 from pneumo import folds as folds_module
 from pneumo.stats import calibration, metrics, operating
-from pneumo.training.train import TrainConfig, class_weights, fit_model
+from pneumo.training.train import EpochCallback, TrainConfig, class_weights, fit_model
 
 FOLD_DONE = "fold.json"
 
@@ -38,7 +38,8 @@ def finished_folds(run_dir: str | Path, scheme: str, k: int) -> list[int]:
 
 
 def train_folds(config: TrainConfig, scheme: str, k: int, run_dir: str | Path, log=print,
-                records=None, inputs: np.ndarray | None = None) -> list[dict]:
+                records=None, inputs: np.ndarray | None = None,
+                on_epoch: EpochCallback | None = None) -> list[dict]:
     """Train every unfinished fold of ``scheme``; returns each fold's record (``fold.json``).
 
     Args:
@@ -47,6 +48,7 @@ def train_folds(config: TrainConfig, scheme: str, k: int, run_dir: str | Path, l
         k: the number of folds.
         run_dir: the run folder; each scheme's folds go in a sub-folder.
         records, inputs: the films and their decoded inputs, when the caller has them.
+        on_epoch: called after each epoch of each fold (see :func:`~pneumo.training.train.fit_model`).
 
     Raises:
         ValueError: the run folder holds folds of other films or another recipe.
@@ -90,7 +92,7 @@ def train_folds(config: TrainConfig, scheme: str, k: int, run_dir: str | Path, l
         tf.config.experimental.enable_op_determinism()
         fold_dir = root / f"fold{fold}"
         model, history, kept = fit_model(config, inputs[~held], labels[~held], inputs[held], labels[held],
-                                         fold_dir, started, keep_last=True, log=log)
+                                         fold_dir, started, keep_last=True, log=log, on_epoch=on_epoch)
         logit_model = keras.Model(model.input, model.get_layer("logit").output)
         logits = np.concatenate([
             np.asarray(logit_model(inputs[held][i:i + 64].astype(np.float32), training=False))[:, 0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -71,8 +72,12 @@ def member_model(ensemble, index: int, size: int, width: int):
     return model
 
 
-def fine_tune(model, inputs: np.ndarray, labels: np.ndarray, config: SubtypeConfig, log=print):
-    """Fine-tune every layer for ``config.epochs`` (cosine schedule, augmented films); keeps the last."""
+def fine_tune(model, inputs: np.ndarray, labels: np.ndarray, config: SubtypeConfig, log=print,
+              on_epoch: Callable[[int, dict], None] | None = None):
+    """Fine-tune every layer for ``config.epochs`` (cosine schedule, augmented films); keeps the last.
+
+    ``on_epoch(epoch, figures)`` is called after each epoch (1-based; ``{"loss": ...}``).
+    """
     import keras
 
     steps = int(np.ceil(len(inputs) / config.batch_size))
@@ -86,6 +91,8 @@ def fine_tune(model, inputs: np.ndarray, labels: np.ndarray, config: SubtypeConf
         history = model.fit(dataset, epochs=1, verbose=0)
         log(f"  epoch {epoch + 1}/{config.epochs}: loss {history.history['loss'][-1]:.4f} "
             f"({time.monotonic() - started:.0f} s)")
+        if on_epoch is not None:
+            on_epoch(epoch + 1, {key: values[-1] for key, values in history.history.items()})
     return model
 
 
@@ -98,12 +105,18 @@ def logits_of(model, inputs: np.ndarray) -> np.ndarray:
                       dtype=np.float64)[:, 0]
 
 
+def finished_folds(run_dir: str | Path, k: int) -> list[int]:
+    """The folds of ``k`` whose fine-tuning is complete in ``run_dir``."""
+    return [fold for fold in range(k) if (Path(run_dir) / f"fold{fold}" / FOLD_DONE).is_file()]
+
+
 def train_subtype_folds(loaded, data_dir: str | Path, run_dir: str | Path, config: SubtypeConfig,
-                        log=print) -> list[dict]:
+                        log=print, on_epoch: Callable[[int, dict], None] | None = None) -> list[dict]:
     """Fine-tune every unfinished fold; returns each fold's record.
 
     Each finished fold leaves ``fold<k>/model.keras``, ``fold<k>/oof.npz`` (the held-out films'
     indices among the subtype films, and their logits) and ``fold<k>/fold.json``.
+    ``on_epoch`` is called after each epoch of each fold (see :func:`fine_tune`).
     """
     import keras
 
@@ -117,10 +130,10 @@ def train_subtype_folds(loaded, data_dir: str | Path, run_dir: str | Path, confi
     log(f"subtype: {len(index)} pneumonia films ({int(labels.sum())} bacterial, "
         f"{int(len(labels) - labels.sum())} viral), {k} folds, {config.epochs} epochs each")
     inputs = data.load_inputs([records[i] for i in index], loaded.input_size)
-    done = []
+    done, finished = [], finished_folds(run, k)
     for fold in range(k):
         folder = run / f"fold{fold}"
-        if (folder / FOLD_DONE).is_file():
+        if fold in finished:
             done.append(json.loads((folder / FOLD_DONE).read_text()))
             log(f"fold {fold}: already finished")
             continue
@@ -130,7 +143,7 @@ def train_subtype_folds(loaded, data_dir: str | Path, run_dir: str | Path, confi
         keras.utils.set_random_seed(config.seed + fold)
         model = member_model(loaded.model, fold, loaded.input_size, width)
         log(f"fold {fold}: fine-tuning member {fold} on {int(train.sum())} films, holding out {int(held.sum())}")
-        fine_tune(model, inputs[train], labels[train], config, log)
+        fine_tune(model, inputs[train], labels[train], config, log, on_epoch=on_epoch)
         logits = logits_of(model, inputs[held])
         folder.mkdir(parents=True, exist_ok=True)
         model.save(folder / "model.keras")

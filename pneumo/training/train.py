@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,9 @@ from pneumo.modeling import models
 from pneumo.modeling.augment import AugmentConfig, make_augment
 from pneumo.stats import calibration
 from pneumo.training import cards
+
+EpochCallback = Callable[[int, dict], None]
+"""Called after each epoch with its number (1-based) and its figures (Keras's logs)."""
 
 
 @dataclass
@@ -60,8 +64,13 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
     return {c: float(len(labels) / (2 * max(n, 1))) for c, n in enumerate(counts)}
 
 
-def train(config: TrainConfig, log=print) -> Path:
+def train(config: TrainConfig, log=print, on_epoch: EpochCallback | None = None) -> Path:
     """Train, calibrate and save a model; returns its folder in the store.
+
+    Args:
+        config: the run's settings.
+        log: where the run's lines go.
+        on_epoch: called after each epoch (see :func:`fit_model`).
 
     Raises:
         FileNotFoundError, ValueError: the data folder is missing or holds no films.
@@ -97,7 +106,8 @@ def train(config: TrainConfig, log=print) -> Path:
     log(f"decoded {len(x_train) + len(x_val)} films in {time.time() - decode_start:.0f} s")
 
     model, history, best_epoch = fit_model(config, x_train, y_train, x_val, y_val, checkpoint_dir,
-                                           started, start_weights=start_weights, log=log)
+                                           started, start_weights=start_weights, log=log,
+                                           on_epoch=on_epoch)
     val_auc = history["val_auc"]
     val_ds = data.make_dataset(x_val, y_val, 64, training=False)
 
@@ -162,12 +172,15 @@ def train(config: TrainConfig, log=print) -> Path:
 
 def fit_model(config: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
               y_val: np.ndarray, checkpoint_dir: Path, started: float, *, start_weights=None,
-              keep_last: bool = False, log=print) -> tuple:
+              keep_last: bool = False, log=print, on_epoch: EpochCallback | None = None) -> tuple:
     """Fit one model on decoded films; the epoch kept is chosen on ``(x_val, y_val)``.
 
     With ``start_weights`` training continues from them and keeps its last epoch; with
     ``keep_last`` it runs every epoch and keeps the last, so nothing is chosen on the
-    validation films (a cross-validation fold's held-out films stay untouched).
+    validation films (a cross-validation fold's held-out films stay untouched). With
+    ``on_epoch``, Keras prints nothing and ``on_epoch(epoch, figures)`` is called after each
+    epoch (1-based; Keras's logs: ``loss``, ``val_auc``, ...); without it Keras shows its own
+    progress on stdout.
 
     Returns:
         (model with temperature 1, history as a dict of lists, the epoch kept (1-based)).
@@ -197,13 +210,16 @@ def fit_model(config: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_v
     callbacks = [
         keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_auc", mode="max",
                                         save_best_only=not continuing, save_weights_only=True),
+        *([keras.callbacks.LambdaCallback(  # before TimeBudget, whose line follows the epoch's
+            on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, dict(logs or {})))] if on_epoch else []),
         TimeBudget(config.max_minutes * 60, started, log),
         keras.callbacks.CSVLogger(checkpoint_dir / "history.csv"),
     ] + ([] if continuing else [keras.callbacks.EarlyStopping(
         monitor="val_auc", mode="max", patience=config.patience, restore_best_weights=True)])
     history = fitted.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
                          class_weight=class_weights(y_train), callbacks=callbacks, shuffle=False,
-                         verbose=1 if sys.stdout.isatty() else 2)  # a bar on a terminal, a line per epoch in a log
+                         # Keras's own progress: a bar on a terminal, a line per epoch in a log
+                         verbose=0 if on_epoch else 1 if sys.stdout.isatty() else 2)
     fitted.load_weights(checkpoint)  # the epoch kept
     val_auc = history.history["val_auc"]
     best_epoch = len(val_auc) if continuing else int(np.argmax(val_auc)) + 1
