@@ -199,7 +199,7 @@ def read_bytes(source: str | Path | bytes) -> bytes:
         raise FilmReadError(f"The file {path} cannot be opened ({reason}).") from err
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
     """The first line of an exception's message, short enough to sit inside a sentence."""
     text = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(".")
     return text if len(text) <= 120 else text[:117] + "..."
@@ -253,7 +253,7 @@ def _read_raster(data: bytes) -> Film:
         # Pillow's decoders and EXIF parser raise many kinds of errors on damaged files
         # (OSError, SyntaxError, struct.error, IndexError, ...): all mean the same here.
         raise FilmReadError(
-            f"The image is damaged or truncated and cannot be decoded ({_one_line(err)})."
+            f"The image is damaged or truncated and cannot be decoded ({one_line(err)})."
         ) from err
     notes: list[str] = []
     if frames > 1:

@@ -18,6 +18,7 @@ from PIL import Image
 from pneumo.batch import engines
 from pneumo.batch.results import RESULT_FIELDS, ResultsFile, model_id
 from pneumo.store import read_card, store_dir
+from scripts.batch_check import rows_on_file
 from tests.support.films import assert_one_sentence
 
 FILMS_PER_CLASS = 12
@@ -151,13 +152,6 @@ def test_predict_refuses_a_mistake_in_one_line_before_scoring(film_folder, argv,
     done = predict(str(film_folder), *argv, timeout=120)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert words in done.stderr
-
-
-def rows_on_file(path: Path) -> int:
-    try:
-        return max(0, path.read_bytes().count(b"\n") - 1)
-    except FileNotFoundError:
-        return 0
 
 
 def interrupt_halfway(argv: list[str], out: Path, total: int, sig: int) -> subprocess.CompletedProcess:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from pneumo.batch.results import RESULT_FIELDS, ResultsFile, bytes_sha256
 from pneumo.inference.predict import STATUS_ERROR, Assessment
+from pneumo.io import one_line
 
 ENGINES = ("local", "ray")
 BATCH_SIZE = 32
@@ -173,7 +174,7 @@ def start_ray(address: str | None, workers: int, verbose: bool = False) -> int:
         try:
             ray.init(address=address, **options)
         except (ConnectionError, RuntimeError, ValueError) as err:
-            raise EngineError(f"Could not join the Ray cluster at {address}: {_first_line(err)}") from err
+            raise EngineError(f"Could not join the Ray cluster at {address}: {one_line(err)}.") from err
         # Leave one CPU of the cluster for the read tasks.
         return workers or max(1, int(ray.cluster_resources().get("CPU", 2)) - 1)
     ray.init(num_cpus=workers + 1, object_store_memory=512 * 2**20, **options)
@@ -217,7 +218,8 @@ def run_ray(spec: ScoringSpec, paths: Sequence[str], results: ResultsFile, advan
                      "model": spec.tag, "sha256": ""} for path in gone]
             results.append(rows)
             advance(rows)
-            remaining = [path for path in remaining if path not in set(gone)]
+            vanished = set(gone)
+            remaining = [path for path in remaining if path not in vanished]
         if not remaining:
             return
         dataset = ray.data.read_binary_files([os.path.abspath(p) for p in remaining], include_paths=True,
@@ -242,7 +244,7 @@ def run_ray(spec: ScoringSpec, paths: Sequence[str], results: ResultsFile, advan
             remaining = [path for path in remaining if path not in written]
             if attempt < RAY_RESTARTS and any(not os.path.lexists(path) for path in remaining):
                 continue  # a file vanished under a read task: write it as an error and go on
-            raise EngineError(f"The Ray run stopped: {_first_line(err)}") from err
+            raise EngineError(f"The Ray run stopped: {one_line(err)}.") from err
         # ignore_missing_paths drops files that vanished after the list was made: the next
         # pass writes them as errors.
         remaining = [path for path in remaining if path not in written]
@@ -253,8 +255,3 @@ def run_ray(spec: ScoringSpec, paths: Sequence[str], results: ResultsFile, advan
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pneumo.inference.predict import CSV_FIELDS
+from pneumo.io import one_line
 
 RESULT_FIELDS = (*CSV_FIELDS, "model", "sha256")
 """The columns of a batch results file, in order."""
@@ -262,7 +263,7 @@ def _read_parquet(path: Path) -> list[dict]:
     try:
         table = pq.read_table(path)
     except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
-        raise ResultsError(f"The results file {path} is not a readable Parquet file ({_first_line(err)}); name another file.") from err
+        raise ResultsError(f"The results file {path} is not a readable Parquet file ({one_line(err)}); name another file.") from err
     if tuple(table.column_names) != RESULT_FIELDS:
         raise ResultsError(f"The file {path} is not a results file of this version of pneumo "
                            f"(its columns are not {','.join(RESULT_FIELDS)}); name another file.")
@@ -318,8 +319,3 @@ class StreamedResults:
 
     def finish(self) -> None:
         """Nothing to close: the stream belongs to the caller."""
-
-
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0].rstrip(".") if lines else type(err).__name__
