@@ -21,6 +21,7 @@ PAGES = [
     st.Page("app_pages/worklist.py", title="Worklist", icon=":material/list_alt:", url_path="worklist"),
     st.Page("app_pages/explorer.py", title="Data explorer", icon=":material/dataset:", url_path="explorer"),
     st.Page("app_pages/model.py", title="Model card", icon=":material/fact_check:", url_path="model"),
+    st.Page("app_pages/demo.py", title="Demo", icon=":material/slideshow:", url_path="demo"),
 ]
 
 

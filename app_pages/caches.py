@@ -26,7 +26,7 @@ import numpy as np
 import streamlit as st
 
 from app_pages import widgets
-from pneumo import data, store
+from pneumo import data, examples, store
 from pneumo.evaluation import profile
 from pneumo.inference import sites
 from pneumo.inference.explain import Explainer
@@ -35,7 +35,7 @@ from pneumo.inference.sites import Site, SiteError
 from pneumo.io import Film
 from pneumo.pacs.audit import AUDIT_FILE, AuditLog
 from pneumo.preprocess import to_model_input
-from pneumo.render import model_card
+from pneumo.render import demo, model_card
 from pneumo.stats import metrics
 from pneumo.store import LoadedModel, ModelStoreError, SubtypeModel
 
@@ -223,6 +223,23 @@ def validation_at(name: str, store_path: str, sha256: str, threshold: float, par
     return metrics.validation_at_threshold(_validation(name, store_path, part), threshold)
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def out_of_fold(name: str, store_path: str, sha256: str) -> dict[str, float]:
+    """Each training film's out-of-fold P(pneumonia) from the model's card, by its path under the data root."""
+    return demo.out_of_fold_probabilities(store.read_card(name, store_path))
+
+
+# -- example films ------------------------------------------------------------------------------
+
+@st.cache_data(show_spinner=False)
+def example_films() -> list[examples.Example]:
+    """The example films shipped in docs/examples/ ([] when the folder or its list is missing or broken)."""
+    try:
+        return examples.load_examples()
+    except examples.ExamplesError:
+        return []
+
+
 # -- data profiles ------------------------------------------------------------------------------
 
 def _progress_reporter() -> tuple[Callable[[int, int], None], Callable[[], None]]:
@@ -272,12 +289,38 @@ def forget_other_films(ref: ModelRef, file_ids: Sequence[str]) -> None:
         del memo[key]
 
 
+class ServerFilm(NamedTuple):
+    """A film the demo page reads from a folder on the server or a ZIP upload, shaped like an upload.
+
+    ``source`` is the file's path (read by the classifier, with its own sentence when it cannot
+    be) or, for a ZIP member, its bytes; ``file_id`` keys the session's memory.
+    """
+
+    name: str
+    file_id: str
+    source: Path | bytes
+
+    @classmethod
+    def of_path(cls, name: str, path: Path) -> ServerFilm:
+        """A film on the server; its id changes with its size and time of change, so a new file is read anew."""
+        try:
+            stat = path.stat()
+            version = f"{stat.st_size}:{stat.st_mtime_ns}"
+        except OSError:
+            version = "unreadable"
+        return cls(name, f"server:{path}:{version}", path)
+
+    def getvalue(self) -> Path | bytes:
+        return self.source
+
+
 def assess_uploads(classifier: Classifier, ref: ModelRef, files: Sequence,
                    on_progress: Callable[[int, int], None] | None = None) -> list[Assessment]:
-    """Assess uploaded files (Streamlit UploadedFile objects), in order, once per session and site calibration.
+    """Assess uploaded files, in order, once per session and site calibration.
 
-    The files' bytes go to :meth:`Classifier.assess_many` as (name, bytes) pairs: nothing is
-    written to disk.
+    ``files`` are Streamlit UploadedFile objects, example films or :class:`ServerFilm`: anything
+    with ``name``, ``file_id`` and ``getvalue()`` (bytes, or a server path). Each goes to
+    :meth:`Classifier.assess_many` as a (name, bytes or path) pair: nothing is written to disk.
     """
     memo, site = _memo(), site_ref(classifier.site)
     new = [f for f in files if ("assessment", ref, f.file_id, site) not in memo]

@@ -2,32 +2,33 @@
 
 Every number comes from pneumo's Classifier (the same one ``python -m pneumo predict``
 uses, at the site calibration picked in the sidebar) and every map from its Explainer;
-uploads stay in this session's memory.
+uploads stay in this session's memory. "Try an example" shows one of the example films
+shipped in docs/examples/ (training films, and the page says so) with one click.
 """
 
 from __future__ import annotations
 
-from pathlib import PurePath
-
 import pandas as pd
 import streamlit as st
 
-from app_pages import caches, widgets
-from pneumo.inference.explain import METHODS, TARGETS
-from pneumo.inference.predict import STATUS_OK, STATUS_REJECTED, Assessment, Classifier
+from app_pages import caches, result, widgets
+from pneumo.examples import Example, ExamplesError
+from pneumo.inference.predict import STATUS_OK, Assessment, Classifier
 from pneumo.io import FILM_TYPES
-from pneumo.render import charts, diagnosis, pdf, wording
+from pneumo.render import charts, demo, wording
 from pneumo.render.charts import CHART_CONFIG
 
-CAM_CHOICES = ("gradcam", "gradcam_pp", "scorecam")
-TARGET_LABELS = {"pneumonia": "Pneumonia", "subtype": "Bacterial pattern"}  # explain.TARGETS as the picker names them
+EXAMPLE_KEY = "example"  # session state: the example chosen with "try an example" (its file name), or None
 
+
+def _clear_example() -> None:
+    st.session_state[EXAMPLE_KEY] = None  # a new upload replaces the example on screen
 
 def uploader_ui() -> list:
     """The film uploader; returns the uploaded files (in memory)."""
     files = st.file_uploader(
         "Chest films: JPEG, PNG, TIFF, BMP or DICOM, one or many",
-        type=FILM_TYPES, accept_multiple_files=True, key="uploader",
+        type=FILM_TYPES, accept_multiple_files=True, key="uploader", on_change=_clear_example,
         help="Frontal (AP) chest films of children aged one to five.",
     ) or []
     st.caption("Films are held in this session's memory only, never written to disk or logs; "
@@ -35,115 +36,49 @@ def uploader_ui() -> list:
     return files
 
 
-def explanation_controls_ui() -> tuple[str, float]:
-    """Explanation method and overlay opacity; returns (method key, opacity)."""
-    left, right = st.columns([3, 2])
-    with left:
-        method = st.radio("Explanation", CAM_CHOICES, format_func=METHODS.get, horizontal=True,
-                          key="cam_method",
-                          help="Grad-CAM is fastest; Score-CAM does not use gradients and takes "
-                               "about a second.")
-    with right:
-        opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
-    return method or CAM_CHOICES[0], opacity
 
 
-def map_target_ui(item: Assessment) -> str:
-    """What the map explains: pneumonia, or (for a film read as pneumonia with a pattern) the bacterial pattern."""
-    if not item.pattern:
-        return "pneumonia"
-    target = st.radio("Map of", tuple(TARGETS), format_func=TARGET_LABELS.get, horizontal=True, key="map_target",
-                      help="Pneumonia: what made the film look like pneumonia. Bacterial pattern: what made "
-                           "the subtype model read it as bacterial rather than viral.")
-    return target or "pneumonia"
 
 
-def metadata_ui(metadata: dict) -> None:
-    """The safe DICOM header fields (never the patient's identity: pneumo.io does not read it)."""
-    text = diagnosis.metadata_text(metadata)
-    if text:
-        st.markdown(text)
 
 
-def probability_ui(item: Assessment, classifier: Classifier, interval: tuple[float, float]) -> None:
-    """Verdict in words, the exact probability and the probability bars."""
-    p = item.p_pneumonia
-    widgets.verdict_ui(wording.verdict_for(p, classifier.threshold, classifier.classes), item.source)
-    st.markdown(diagnosis.probability_text(p, classifier.threshold, interval, classifier.site_name))
-    chart = charts.probability_bars(p, classifier.threshold, interval, classifier.classes)
-    st.plotly_chart(chart, config=CHART_CONFIG, key="probability_bars")
-    pattern_ui(item, classifier)
 
 
-def pattern_ui(item: Assessment, classifier: Classifier) -> None:
-    """For a film read as pneumonia: its pattern, P(bacterial) as bars, and what the pattern is not."""
-    line = diagnosis.pattern_line(item)
-    if line is None or classifier.subtype is None:
+
+
+
+
+
+
+
+
+
+
+def examples_ui(examples: list[Example]) -> Example | None:
+    """One click on an example film shows its result; returns the example chosen, if any."""
+    if not examples:
+        return None
+    titles = {e.name: e.title for e in examples}
+    choice = st.pills("Or try an example (training films, not new patients)", list(titles),
+                      format_func=titles.get, key=EXAMPLE_KEY,
+                      help="Films shipped with the app: normal, bacterial and viral films the model learned "
+                           "from, a soft call, a rotated film and a picture that is not a film, to show the "
+                           "guard. Click again to clear.")
+    return next((e for e in examples if e.name == choice), None)
+
+
+def example_ui(example: Example, classifier: Classifier, ref: caches.ModelRef) -> None:
+    """An example film's result, introduced as the training film (or made file) it is."""
+    try:
+        item = caches.assess_uploads(classifier, ref, [example])[0]
+    except ExamplesError as err:
+        st.warning(str(err), icon=":material/warning:")
         return
-    st.markdown(line)
-    chart = charts.pattern_bars(item.p_bacterial, classifier.subtype.threshold, classifier.subtype.classes)
-    st.plotly_chart(chart, config=CHART_CONFIG, key="pattern_bars")
-    st.caption(wording.PATTERN_CAVEAT)
-
-
-def overlay_ui(item: Assessment, file_id: str, classifier: Classifier,
-               ref: caches.ModelRef) -> diagnosis.FilmView:
-    """The film beside its overlay, with the method and opacity controls and the legend; returns what was shown."""
-    target = map_target_ui(item)
-    method, opacity = explanation_controls_ui()
-    explainer = caches.explainer_for(classifier, ref, target)
-    heatmap = caches.heatmap_for(explainer, ref, file_id, item.film, method)
-    view = diagnosis.film_view(item.film, heatmap, classifier.size, method, opacity, item.p_pneumonia,
-                               classifier.threshold, target, item.pattern)
-    left, right = st.columns(2)
-    with left:
-        st.image(view.film, caption=view.film_caption, width="stretch")
-    with right:
-        st.image(view.overlay, caption=view.overlay_caption, width="stretch")
-        if view.warning:
-            st.warning(view.warning, icon=":material/warning:")
-        if view.note:
-            st.info(view.note, icon=":material/info:")
-        widgets.legend_ui(view.legend)
-    return view
-
-
-def film_ui(item: Assessment, file_id: str, classifier: Classifier, ref: caches.ModelRef) -> None:
-    """Everything about one readable film: verdict, bars, film and overlay, downloads."""
-    interval = caches.interval_for(classifier, ref, file_id, item.film)
-    probability_ui(item, classifier, interval)
-    for warning in item.warnings:
-        st.warning(warning, icon=":material/warning:")
-    if item.film.notes:
-        st.info(" ".join(item.film.notes), icon=":material/info:")
-    metadata_ui(item.film.metadata)
-    view = overlay_ui(item, file_id, classifier, ref)
-    downloads_ui(diagnosis.case_report(view, item, classifier, interval), PurePath(item.source).stem or "film")
-
-
-def downloads_ui(case: pdf.CaseReport, stem: str) -> None:
-    """Overlay PNG and one-page PDF report, both made in memory (the PDF only when asked for)."""
-    left, right = st.columns(2)
-    left.download_button("Overlay (PNG)", pdf.png_bytes(case.overlay), file_name=f"{stem}-overlay.png",
-                         mime="image/png", icon=":material/image:", key="download_overlay",
-                         on_click="ignore", width="stretch")
-    right.download_button("Case report (PDF)", lambda: pdf.case_report_pdf(case),
-                          file_name=f"{stem}-report.pdf", mime="application/pdf",
-                          icon=":material/picture_as_pdf:", key="download_report",
-                          on_click="ignore", width="stretch")
-
-
-def item_ui(item: Assessment, file_id: str, classifier: Classifier, ref: caches.ModelRef) -> None:
-    """One file: its result, or a warning in its place when it could not be read."""
-    if item.status != STATUS_OK:
-        st.warning(wording.problem_text(item), icon=":material/warning:")
-        if item.status != STATUS_REJECTED or item.p_pneumonia is None or not st.toggle(
-                "Show the result anyway (for an expert: outside what the model was made for)",
-                key=f"show_anyway_{file_id}"):
-            return
-        st.error(f"OUT OF SCOPE: {item.out_of_scope_reason or item.message} The result below is not "
-                 "a valid assessment.", icon=":material/block:")
-    film_ui(item, file_id, classifier, ref)
+    film = demo.example_films([example])[0]
+    row = demo.gallery_rows([film], [item], classifier.threshold, classifier.classes,
+                            caches.out_of_fold(*ref))[0]
+    st.info(demo.example_caption(row), icon=":material/school:")
+    result.item_ui(item, example.file_id, classifier, ref)
 
 
 def results_table_ui(assessments: list[Assessment], classifier: Classifier) -> int | None:
@@ -201,7 +136,7 @@ def batch_ui(files: list, assessments: list[Assessment], classifier: Classifier,
     if chosen is None:
         st.caption("Showing the first readable film; choose a row in the table to see another.")
         chosen = readable[0]
-    item_ui(assessments[chosen], files[chosen].file_id, classifier, ref)
+    result.item_ui(assessments[chosen], files[chosen].file_id, classifier, ref)
 
 
 def main() -> None:
@@ -215,7 +150,13 @@ def main() -> None:
         st.warning(f"{classifier.subtype_error} Films are read without a bacterial-or-viral pattern.",
                    icon=":material/warning:")
     files = uploader_ui()
-    caches.forget_other_films(ref, [f.file_id for f in files])
+    example = examples_ui(caches.example_films())
+    caches.forget_other_films(ref, [f.file_id for f in files] + ([example.file_id] if example else []))
+    if example is not None:
+        if files:
+            st.caption("Showing the example: click it again to clear it and see your uploads.")
+        example_ui(example, classifier, ref)
+        return
     if not files:
         empty_ui(classifier)
         return
@@ -223,7 +164,7 @@ def main() -> None:
     assessments = caches.assess_uploads(classifier, ref, files, report_progress)
     remove_progress()
     if len(files) == 1:
-        item_ui(assessments[0], files[0].file_id, classifier, ref)
+        result.item_ui(assessments[0], files[0].file_id, classifier, ref)
     else:
         batch_ui(files, assessments, classifier, ref)
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app_pages import caches
+from app_pages import caches, widgets
 from pneumo.render import model_card
 from pneumo.render.wording import format_number, format_probability
 
@@ -45,37 +45,26 @@ def validation_ui(card: dict) -> None:
     columns[4].metric("Validation films", f"{validation.get('n', 0):,}")
 
 
-def headline_ui(top: dict) -> None:
-    """The headline figures with their intervals as metrics."""
-    columns = st.columns(len(model_card.FIGURE_WORDS))
-    for column, (key, words) in zip(columns, model_card.FIGURE_WORDS):
-        figure = top["figures"].get(key) or {}
-        column.metric(words, format_number(figure.get("value")),
-                      help=None if figure.get("low") is None else
-                      f"95% interval {figure['low']:.3f} to {figure['high']:.3f}")
-
-
 def main() -> None:
     """Draw the home page."""
     loaded = caches.require_model()
     card = loaded.card
     st.title("Pneumo")
     st.subheader("A chest-film assistant for pediatric pneumonia")
+    if not widgets.headline_ui(card):
+        validation_ui(card)
     st.markdown(WHAT_IT_IS)
 
     st.header("The model in use")
     top = model_card.headline(card)
     st.markdown(f"**{loaded.name}** (version `{loaded.version}`): {model_card.architecture_words(card)}, "
                 f"{loaded.input_size} x {loaded.input_size} input, operating threshold "
-                f"{format_probability(loaded.threshold)}. "
-                + (f"Figures {top['kind']}, with 95% intervals:" if top else
-                   "Figures on validation films of patients the model never saw in training:"))
+                f"{format_probability(loaded.threshold)}."
+                + ("" if top else " Figures above: validation films of patients the model never saw in training."))
     if top:
-        headline_ui(top)
-        st.caption(model_card.headline_sentence(card) + " " + model_card.SHIFT_NOTE)
-    else:
-        validation_ui(card)
+        st.caption(model_card.headline_sentence(card))
     st.page_link("app_pages/model.py", label="The full model card", icon=":material/fact_check:")
+    st.page_link("app_pages/demo.py", label="Example films and the demo gallery", icon=":material/slideshow:")
 
     st.header("Your films")
     st.markdown(UPLOADS)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app_pages import caches
+from app_pages import caches, widgets
 from pneumo.evaluation.faithfulness_results import read_explanations
 from pneumo.render import charts, faithfulness_words, model_card
 from pneumo.render.charts import CHART_CONFIG
@@ -282,6 +282,7 @@ def main() -> None:
     ref = caches.current_ref()
     st.title(f"Model card: {loaded.name}")
     picker_ui(loaded.name)
+    widgets.headline_ui(loaded.card)
     use_and_limits_ui(loaded.card)
     validation = loaded.card.get("validation") or {}
     if validation.get("confusion_matrix"):

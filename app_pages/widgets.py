@@ -8,6 +8,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from pneumo.inference.sites import Site
+from pneumo.render import model_card
 from pneumo.render.palette import NEUTRAL_COLOUR
 from pneumo.render.charts import colour_scale_strip
 from pneumo.render.wording import CAM_WORDS, DISCLAIMER, NO_SITE_WORDS, Verdict, site_text
@@ -121,3 +122,21 @@ def progress_ui(start_text: str, step_text: str,
         bar.progress(done / max(total, 1), text=step_text.format(done=done, total=total))
 
     return report, bar.empty
+
+
+def headline_ui(card: dict) -> bool:
+    """The figures a stakeholder asks for first, in plain words and as tiles with their intervals.
+
+    Returns whether the card had them (a card without cross-validation has none).
+    """
+    tiles = model_card.headline_tiles(card)
+    if not tiles:
+        return False
+    st.markdown(model_card.plain_headline(card))
+    for column, tile in zip(st.columns(len(tiles)), tiles):
+        column.metric(tile["label"], tile["value"], help=tile["help"])
+        column.caption(f"{tile['interval']} · {tile['study']}")
+    st.caption("The original study (Kermany et al. 2018) measured its model on its own test split, with "
+               "ImageNet weights; these figures come from this model's out-of-fold films. "
+               + model_card.SHIFT_NOTE)
+    return True

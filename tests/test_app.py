@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 TIMEOUT_S = 90
 PAGES = ("app_pages/home.py", "app_pages/diagnose.py", "app_pages/explorer.py", "app_pages/model.py",
-         "app_pages/worklist.py")
+         "app_pages/worklist.py", "app_pages/demo.py")
 
 
 def _default_model_or_skip() -> tuple[str, Path]:

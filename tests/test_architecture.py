@@ -18,7 +18,7 @@ PACKAGE = ROOT / "pneumo"
 LAYERS = ("base", "stats", "modeling", "guard", "inference", "evaluation", "batch", "training", "render", "pacs", "cli")
 """Low to high: a module may import its own layer and the layers before it, never one after."""
 
-BASE_MODULES = {"io", "dicom", "preprocess", "data", "folds", "store", "environment"}
+BASE_MODULES = {"io", "dicom", "preprocess", "data", "folds", "store", "environment", "examples"}
 """Top-level modules of ``pneumo`` that form the base layer."""
 
 ONLY_IN = {

@@ -110,6 +110,24 @@ def test_header_checks_sentence_states_the_cards_figures():
     assert model_card.header_checks_sentence({}) is None
 
 
+def test_the_headline_tiles_and_words_come_from_the_scheme_the_operating_point_was_chosen_on():
+    card = json.loads(CARD.read_text())
+    point = card["cross_validation"]["at_operating_point"][card["cross_validation"]["chosen_on"]]["figures"]
+    tiles = model_card.headline_tiles(card)
+    assert [t["label"] for t in tiles] == ["Accuracy", "Sensitivity", "Specificity"]
+    for tile, key in zip(tiles, ("accuracy", "sensitivity", "specificity")):
+        assert tile["value"] == f"{point[key]['value']:.3f}"
+        assert tile["interval"] == f"95% interval {point[key]['low']:.3f}-{point[key]['high']:.3f}"
+        assert tile["study"] == f"original study {model_card.ORIGINAL_STUDY[key]:.3f}"
+    words = model_card.plain_headline(card)
+    (tn, fp), (fn, tp) = point["confusion_matrix"]
+    assert f"flags about {round(100 * tp / (tp + fn))};" in words
+    assert f"clears about {round(100 * tn / (tn + fp))} and wrongly flags about {100 - round(100 * tn / (tn + fp))}" in words
+    assert "shift-aware" in words and f"{point['n']:,} training films" in words
+    without = {key: value for key, value in card.items() if key != "cross_validation"}
+    assert model_card.headline_tiles(without) == [] and model_card.plain_headline(without) is None
+
+
 # -- the bacterial-or-viral section -------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -61,3 +61,37 @@ def test_folder_signature_changes_with_the_films(tmp_path, jpeg):
     before = profile.folder_signature(tmp_path)
     (tmp_path / "NORMAL" / "b.jpeg").write_bytes(jpeg)
     assert profile.folder_signature(tmp_path) != before
+
+
+# -- the demo page's samples ------------------------------------------------------------------------
+
+def test_a_zip_sample_keeps_names_labels_and_bytes_per_class(jpeg, pneumonia_film):
+    pneumonia = pneumonia_film.read_bytes()
+    files = {f"chest_xray/train/NORMAL/IM-000{i}-0001.jpeg": jpeg for i in range(4)}
+    files |= {f"chest_xray/train/PNEUMONIA/person{i}_virus_{i}.jpeg": pneumonia for i in range(3)}
+    films, problems = profile.sample_zip_films(_zip(files), per_class=2)
+    assert problems == []
+    assert [label for _, label, _ in films] == ["NORMAL", "NORMAL", "PNEUMONIA", "PNEUMONIA"]
+    for name, label, data in films:
+        assert name.startswith(f"train/{label}/")
+        assert data == files[f"chest_xray/{name}"]
+    assert films == profile.sample_zip_films(_zip(files), per_class=2)[0]  # a fixed sample
+
+
+def test_a_zip_sample_refuses_what_is_not_a_kaggle_zip(jpeg):
+    with pytest.raises(ValueError, match="not a readable ZIP"):
+        profile.sample_zip_films(b"not a zip")
+    with pytest.raises(ValueError, match="Kaggle layout"):
+        profile.sample_zip_films(_zip({"photos/cat.jpeg": jpeg}))
+
+
+def test_a_folder_sample_names_films_as_the_card_does(tmp_path, normal_film, pneumonia_film):
+    for folder, film in (("NORMAL", normal_film), ("PNEUMONIA", pneumonia_film)):
+        (tmp_path / "train" / folder).mkdir(parents=True)
+        (tmp_path / "train" / folder / film.name).symlink_to(film)
+    films = profile.sample_folder_films(tmp_path, per_class=3)
+    assert films == [(f"train/NORMAL/{normal_film.name}", "NORMAL", tmp_path / "train" / "NORMAL" / normal_film.name),
+                     (f"train/PNEUMONIA/{pneumonia_film.name}", "PNEUMONIA",
+                      tmp_path / "train" / "PNEUMONIA" / pneumonia_film.name)]
+    with pytest.raises(FileNotFoundError):
+        profile.sample_folder_films(tmp_path / "missing")

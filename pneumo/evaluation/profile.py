@@ -14,7 +14,7 @@ import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
@@ -206,10 +206,7 @@ def profile_zip(data: bytes, progress: Callable[[int, int], None] | None = None)
     Raises:
         ValueError: not a ZIP archive, too many films, or no films in either layout.
     """
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as err:
-        raise ValueError(f"The upload is not a readable ZIP archive ({err}).") from err
+    archive = open_zip(data)
     with archive:
         members = zip_film_members(archive)
         builder = ProfileBuilder(Path("."))
@@ -226,6 +223,18 @@ def profile_zip(data: bytes, progress: Callable[[int, int], None] | None = None)
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             return _profile_stream(builder, pool.map(read, members), len(members), progress)
+
+
+def open_zip(data: bytes) -> zipfile.ZipFile:
+    """An uploaded archive opened in memory.
+
+    Raises:
+        ValueError: the bytes are not a ZIP archive.
+    """
+    try:
+        return zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as err:
+        raise ValueError(f"The upload is not a readable ZIP archive ({err}).") from err
 
 
 def zip_film_members(archive: zipfile.ZipFile) -> list[tuple[FilmRecord, zipfile.ZipInfo]]:
@@ -267,3 +276,44 @@ def thumbnails(records: Sequence[FilmRecord], size: int = 160) -> list[tuple[str
         if film is not None:
             shown.append((record.path.name, to_display(film, size)))
     return shown
+
+
+def sample_folder_films(root: str | Path, per_class: int = 6, seed: int = 0) -> list[tuple[str, str, Path]]:
+    """(name under the data root, folder label, path) of a fixed sample per class of a Kaggle-layout folder.
+
+    The name is ``<split>/<CLASS>/<file>`` (``train/NORMAL/IM-0117-0001.jpeg``), as the model's
+    card names its training films.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+        ValueError: no ``NORMAL``/``PNEUMONIA`` folders with films were found.
+    """
+    sample = sample_records(find_films(root), per_class, seed)
+    return [(f"{r.split}/{r.class_name}/{r.path.name}", r.class_name, r.path)
+            for name in CLASSES for r in sample[name]]
+
+
+def sample_zip_films(data: bytes, per_class: int = 6, seed: int = 0) -> tuple[list[tuple[str, str, bytes]], list[str]]:
+    """A fixed sample per class of a Kaggle-layout ZIP, read in memory: ((name, label, bytes) ..., problems).
+
+    Names are relative to the archive's data root (``train/NORMAL/x.jpeg``); a member that
+    cannot be extracted is left out, with one sentence in ``problems``.
+
+    Raises:
+        ValueError: not a ZIP archive, too many films, or no films in either layout.
+    """
+    archive = open_zip(data)
+    with archive:
+        members = dict(zip_film_members(archive))
+        sample = sample_records(list(members), per_class, seed)
+        films, problems = [], []
+        for record in (r for name in CLASSES for r in sample[name]):
+            info, name = members[record], str(PurePosixPath(record.path))
+            if info.file_size > MAX_ZIP_FILM_BYTES:
+                problems.append(f"{name} is larger than {MAX_ZIP_FILM_BYTES // 2**20} MB uncompressed.")
+                continue
+            try:
+                films.append((name, record.class_name, archive.read(info)))
+            except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError, zlib.error) as err:
+                problems.append(f"{name} cannot be extracted ({err}).")
+    return films, problems

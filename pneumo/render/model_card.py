@@ -4,6 +4,9 @@ Every figure says where it comes from: out-of-fold probabilities of random folds
 (in-distribution: other patients of the same period) or of leave-block-out folds
 (shift-aware: patients of another period), with its 95% interval. The model page
 draws what the functions here return (its view model); it computes nothing itself.
+
+The module is long but one idea: the card's figures in words and rows, one function per
+thing a page or the CLI shows (headline, folds, rules, subtype, guard, header checks).
 """
 
 from __future__ import annotations
@@ -134,6 +137,50 @@ def headline_sentence(card: dict) -> str | None:
             f"{format_interval(figures['specificity'])}, ROC AUC {format_interval(figures['roc_auc'])} "
             f"(95% intervals, patients resampled). The original study reported {study} on its own test "
             "split.")
+
+
+HEADLINE_KEYS = ("accuracy", "sensitivity", "specificity")
+"""The figures a stakeholder asks for first, in the order the headline shows them."""
+
+
+def headline_tiles(card: dict) -> list[dict]:
+    """The headline's figures as tiles: label, value, its 95% interval and the original study's figure.
+
+    Keys: ``label``, ``value`` (text), ``interval`` (``95% interval 0.973-0.983``), ``study``
+    (``original study 0.932``), ``help``. Empty for a card without cross-validation.
+    """
+    top = headline(card)
+    if top is None:
+        return []
+    words = dict(FIGURE_WORDS)
+    tiles = []
+    for key in HEADLINE_KEYS:
+        figure = top["figures"].get(key) or {}
+        low, high = figure.get("low"), figure.get("high")
+        tiles.append({"label": words[key], "value": format_number(figure.get("value")),
+                      "interval": "" if low is None else f"95% interval {low:.3f}-{high:.3f}",
+                      "study": f"original study {ORIGINAL_STUDY[key]:.3f}" if key in ORIGINAL_STUDY else "",
+                      "help": FIGURE_HELP[key]})
+    return tiles
+
+
+FIGURE_HELP = {"accuracy": "Share of all films read correctly at the operating threshold.",
+               "sensitivity": "Share of pneumonia films called pneumonia.",
+               "specificity": "Share of normal films called normal."}
+
+
+def plain_headline(card: dict) -> str | None:
+    """The headline in plain words: of 100 pneumonia films, how many it flags; of 100 normal films, how many it clears."""
+    top = headline(card)
+    if top is None:
+        return None
+    figures = top["figures"]
+    sensitivity, specificity = figures["sensitivity"]["value"], figures["specificity"]["value"]
+    return (f"Of every 100 films of children with pneumonia, the model flags about {round(100 * sensitivity)}; "
+            f"of every 100 films of children without, it clears about {round(100 * specificity)} and wrongly flags about "
+            f"{100 - round(100 * specificity)}. Measured out of fold on {top['n']:,} training films "
+            f"({SCHEME_WORDS.get(top['scheme'], top['scheme']).replace(' (', ', ').rstrip(')')}), each scored by an ensemble member that never "
+            "saw that child.")
 
 
 def _mean(rows: list[dict], key: str) -> float:
