@@ -145,6 +145,7 @@ def load_classifier(name: str, store_path: str, sha256: str, site: str = "",
     classifier = Classifier(loaded, site=sites.load_site(loaded, site) if site else None)
     warm_film = data.synthetic_film(classifier.size)
     classifier.predict_film(warm_film)
+    classifier.check_scope([warm_film])  # the two-headed pass and the guard, which every film takes
     classifier.uncertainty(warm_film)
     return classifier
 
