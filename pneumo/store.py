@@ -39,7 +39,7 @@ class LoadedModel:
 
     name: str
     path: Path
-    model: object  # keras.Model
+    model: object  # keras.Model; None when loaded for ONNX Runtime scoring only (store.load(keras_model=False))
     card: dict
 
     @property
@@ -188,17 +188,23 @@ def verify(name: str | None = None, store: str | Path | None = None) -> str:
     return actual
 
 
-def load(name: str | None = None, store: str | Path | None = None) -> LoadedModel:
+def load(name: str | None = None, store: str | Path | None = None, keras_model: bool = True) -> LoadedModel:
     """Verify and load a model from the store (the default one when ``name`` is None).
+
+    ``keras_model=False`` verifies the file but leaves ``model`` None: enough for scoring under
+    ONNX Runtime (``Classifier(..., runtime="onnx")``), which never runs the Keras network, and
+    half the start-up of a batch worker. Grad-CAM and the Keras runtime need the network.
 
     Raises:
         ModelStoreError: unknown name, failed checksum, or a file Keras cannot load.
     """
-    import keras
-
     folder = _model_folder(name, store)
     verify(folder.name, folder.parent)
     card = read_card(folder.name, folder.parent)
+    if not keras_model:
+        return LoadedModel(name=folder.name, path=folder, model=None, card=card)
+    import keras
+
     try:
         model = keras.saving.load_model(folder / MODEL_FILE, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many kinds for a damaged archive

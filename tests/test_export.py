@@ -110,6 +110,27 @@ def test_onnx_gives_keras_statuses_labels_and_probabilities(keras_classifier, on
 
 
 @pytest.mark.slow
+def test_scoring_under_onnx_needs_no_keras_network(exported, onnx_classifier, items, tmp_path):
+    from pneumo.batch.engines import ScoringSpec
+
+    scoring_only = store.load(None, exported, keras_model=False)
+    assert scoring_only.model is None and scoring_only.card == onnx_classifier.loaded.card
+    worker = ScoringSpec(model=scoring_only.name, store=str(exported), runtime="onnx").classifier()
+    assert worker.loaded.model is None  # a batch worker under ONNX loads no Keras network
+    expected = [a.p_pneumonia for a in onnx_classifier.assess_many(items)]
+    assert [a.p_pneumonia for a in Classifier(scoring_only, runtime="onnx").assess_many(items)] == expected
+    assert [a.p_pneumonia for a in worker.assess_many(items)] == expected
+    with pytest.raises(ValueError, match="without its Keras network"):
+        Classifier(scoring_only)
+    copy = tmp_path / scoring_only.name
+    shutil.copytree(scoring_only.path, copy)
+    with open(copy / "model.keras", "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(store.ModelStoreError):  # the file is still verified against its card
+        store.load(scoring_only.name, tmp_path, keras_model=False)
+
+
+@pytest.mark.slow
 def test_the_card_records_the_shipped_models_onnx_file(exported, loaded):
     section = loaded.card["onnx"]
     folder = exported / loaded.name

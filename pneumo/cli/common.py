@@ -152,7 +152,7 @@ def classifier_for(name: str | None, site: str | None = None, runtime: str = "ke
     from pneumo import store
     from pneumo.inference.predict import Classifier
 
-    return Classifier(store.load(name), site=site, runtime=runtime)
+    return Classifier(store.load(name, keras_model=runtime == "keras"), site=site, runtime=runtime)
 
 
 def thin(records, count: int):

@@ -162,7 +162,8 @@ class Classifier:
     (ONNX Runtime sessions on ``model.onnx`` and ``subtype.onnx``, written by ``python -m pneumo
     export --format onnx`` and checked against the card). Either way the guard, the site
     calibration and the subtype read the same outputs; the Keras model stays loaded for
-    Grad-CAM and the uncertainty interval. Under ONNX a subtype model without its ONNX file
+    Grad-CAM and the uncertainty interval, unless ``loaded`` came from ``store.load(...,
+    keras_model=False)`` (a batch worker that only scores). Under ONNX a subtype model without its ONNX file
     is left out as a failing subtype file is, its reason in ``subtype_error``.
 
     Raises:
@@ -176,6 +177,9 @@ class Classifier:
                  runtime: str = "keras"):
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown runtime {runtime!r}; choose from {list(RUNTIMES)}")
+        if runtime == "keras" and loaded.model is None:
+            raise ValueError(f"model {loaded.name!r} was loaded without its Keras network (for ONNX Runtime "
+                             "only); load it with store.load(name) for the Keras runtime")
         self.runtime = runtime
         self.loaded = loaded
         self.model = loaded.model
