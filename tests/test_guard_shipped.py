@@ -83,7 +83,9 @@ def test_shipped_guard_scores_and_verdicts_are_unchanged(reference, train_dir):
     scores, layout = guard.scores(inputs, pooled, films)
     assert set(scores) == set(reference["scores"])
     for name, expected in reference["scores"].items():
-        np.testing.assert_allclose(scores[name], expected, rtol=1e-5, atol=1e-9, err_msg=name)
+        # atol 1e-7: a grey film's colour score is float32 rounding (a few 1e-9, varying with the
+        # CPU's vector path), six orders below the colour check's threshold of 0.03.
+        np.testing.assert_allclose(scores[name], expected, rtol=1e-5, atol=1e-7, err_msg=name)
     np.testing.assert_allclose(layout, reference["layout"], rtol=1e-5, atol=1e-9)
     verdicts = guard.judge(inputs, pooled, films)
     for verdict, expected in zip(verdicts, reference["verdicts"], strict=True):
