@@ -133,7 +133,7 @@ OPTIONS = {
                      "--seed", "--split", "--steps"],
     "operating-point": ["--data", "--min-sensitivity", "--model"],
     "fit-guard": ["--data", "--limit", "--max-train", "--model", "--per-kind", "--seed"],
-    "train-subtype": ["--data", "--epochs", "--learning-rate", "--model", "--run-dir", "--seed"],
+    "train-subtype": ["--data", "--epochs", "--learning-rate", "--model", "--run-dir", "--seed", "--ship-below-floor"],
     "dicom-listener": ["--ae-title", "--allow", "--forward", "--host", "--keep-accession", "--keep-overlays",
                        "--model", "--port", "--site", "--work-dir"],
     "export": ["--format", "--model", "--out"],
@@ -411,8 +411,9 @@ def test_train_cv_counts_the_epochs_of_the_folds_it_trains(monkeypatch, small_sp
     assert summary.endswith(f"; 2 of 2 folds trained (the others were done already); saved {tmp_path / 'cv'}")
 
 
+@pytest.mark.parametrize("auc, ship, shipped", [(0.86, False, True), (0.80, False, False), (0.80, True, True)])
 def test_train_subtype_counts_the_epochs_of_the_folds_it_fine_tunes(monkeypatch, tiny_store, small_split,
-                                                                    tmp_path, capsys):
+                                                                    tmp_path, capsys, auc, ship, shipped):
     from pneumo import store
     from pneumo.training import subtype
 
@@ -428,15 +429,21 @@ def test_train_subtype_counts_the_epochs_of_the_folds_it_fine_tunes(monkeypatch,
                 log(f"  epoch {epoch + 1}/{config.epochs}: loss 0.5000 (1 s)")
                 on_epoch(epoch + 1, {"loss": 0.5})
 
-    section = {"validation": {"figures": {"roc_auc": {"value": 0.8}, "accuracy": {"value": 0.7}}},
+    section = {"validation": {"figures": {"roc_auc": {"value": auc}, "accuracy": {"value": 0.82}},
+                              "accuracy_with_main_model": {"value": 0.81}},
                "threshold": 0.5, "file": "subtype.keras"}
+    asked = []
     monkeypatch.setattr(subtype, "train_subtype_folds", train_subtype_folds)
-    monkeypatch.setattr(subtype, "assemble", lambda loaded, data_dir, run_dir, log=print: section)
+    monkeypatch.setattr(subtype, "assemble", lambda loaded, data_dir, run_dir, log=print, ship_below_floor=False:
+                        asked.append(ship_below_floor) or section)
     assert main(["train-subtype", "--data", str(small_split), "--run-dir", str(tmp_path / "run"),
-                 "--epochs", "2"]) == 0
+                 "--epochs", "2"] + (["--ship-below-floor"] if ship else [])) == 0
+    assert asked == [ship]
     out, err = capsys.readouterr()
-    assert out.startswith("subtype model of tiny: out-of-fold ROC AUC 0.8000")
+    assert out.startswith(f"subtype model of tiny: out-of-fold ROC AUC {auc:.4f}")
+    assert ("not shipped, out-of-fold ROC AUC 0.800 is below 0.85" in out) is not shipped
     summary = err.splitlines()[-1]
     assert summary.startswith("train-subtype: done: 4 epochs in ")
-    assert summary.endswith(f"; 2 of 2 folds fine-tuned (the others were done already); wrote "
-                            f"{root / 'tiny' / 'subtype.keras'}")
+    written = root / "tiny" / "subtype.keras" if shipped else tmp_path / "run" / "subtype.keras"
+    assert summary.endswith(f"; 2 of 2 folds fine-tuned (the others were done already); wrote {written}"
+                            + ("" if shipped else " (held back, below the floor)"))

@@ -367,7 +367,17 @@ def test_assemble_chooses_on_the_out_of_fold_logits_and_ships_fold_zero(shipped_
         (run / f"fold{fold}" / module.FOLD_DONE).write_text(json.dumps({"fold": fold, "recipe": {}}))
     module.member_model(loaded.model, 0, 160, 24).save(run / "fold0" / "model.keras")
 
-    section = module.assemble(loaded, train_dir.parent, run, resamples=50, log=lambda *a: None)
+    before = (copy / store.CARD_FILE).read_bytes()
+    held = module.assemble(loaded, train_dir.parent, run, resamples=50, log=lambda *a: None)
+    # Below the product's floor nothing ships: the store is untouched, the part is kept in the run.
+    assert module.shortfalls(held) and held["validation"]["accuracy_with_main_model"]["value"] < 0.80
+    assert (copy / store.CARD_FILE).read_bytes() == before and not (copy / store.SUBTYPE_FILE).exists()
+    assert json.loads((run / module.HELD_BACK_SECTION).read_text())["sha256"] == store.file_sha256(
+        run / store.SUBTYPE_FILE) == held["sha256"]
+
+    section = module.assemble(loaded, train_dir.parent, run, resamples=50, log=lambda *a: None,
+                              ship_below_floor=True)
+    assert section["validation"]["figures"] == held["validation"]["figures"]
 
     temperature = calibration.fit_temperature(logits, labels)
     probs = calibration.sigmoid(logits / temperature)

@@ -35,6 +35,12 @@ PATTERNS = {POSITIVE: BACTERIAL, NEGATIVE: VIRAL}
 """A film's subtype in its name, and the pattern shown for it."""
 SHIPPED_FOLD = 0
 FOLD_DONE = "fold.json"
+HELD_BACK_SECTION = "subtype-section.json"
+FLOOR = {"roc_auc": 0.85, "accuracy_with_main_model": 0.80}
+"""What the product asks of the out-of-fold figures before it shows a pattern: ROC AUC, and
+accuracy counting a pneumonia film the main model reads as normal as wrong."""
+FLOOR_WORDS = {"roc_auc": "out-of-fold ROC AUC",
+               "accuracy_with_main_model": "out-of-fold accuracy (a film read as normal counts as wrong)"}
 
 
 @dataclass(frozen=True)
@@ -157,11 +163,26 @@ def train_subtype_folds(loaded, data_dir: str | Path, run_dir: str | Path, confi
     return done
 
 
-def assemble(loaded, data_dir: str | Path, run_dir: str | Path, resamples: int = 1000, log=print) -> dict:
-    """Temperature, threshold and figures from the finished folds; writes ``subtype.keras``.
+def shortfalls(section: dict) -> list[str]:
+    """How a subtype section falls short of :data:`FLOOR`, one phrase per figure; empty when it reaches it."""
+    validation = section["validation"]
+    measured = {"roc_auc": validation["figures"]["roc_auc"]["value"],
+                "accuracy_with_main_model": validation["accuracy_with_main_model"]["value"]}
+    return [f"{FLOOR_WORDS[key]} {measured[key]:.3f} is below {FLOOR[key]:.2f}"
+            for key in FLOOR if measured[key] < FLOOR[key]]
+
+
+def assemble(loaded, data_dir: str | Path, run_dir: str | Path, resamples: int = 1000, log=print,
+             ship_below_floor: bool = False) -> dict:
+    """Temperature, threshold and figures from the finished folds; ships ``subtype.keras`` if they reach the floor.
+
+    A section that reaches :data:`FLOOR` (or any, with ``ship_below_floor``) goes into the
+    model's card and fold 0's model beside the model. One that does not is held back: the
+    model and the section are written into ``run_dir`` (``subtype.keras``,
+    ``subtype-section.json``) and the store is left as it was, so no pattern is shown.
 
     Returns:
-        The card's ``subtype`` section (also written into the model's card).
+        The ``subtype`` section, shipped or held back (see :func:`shortfalls`).
     """
     import keras
 
@@ -216,17 +237,23 @@ def assemble(loaded, data_dir: str | Path, run_dir: str | Path, resamples: int =
         "trained_on": "pneumonia films only, each fold's model on the other folds' films",
         "recipe": per_fold[0].get("recipe"),
     }
+    short = shortfalls(section)
+    folder = loaded.path if ship_below_floor or not short else run
     shipped = keras.saving.load_model(run / f"fold{SHIPPED_FOLD}" / "model.keras", compile=False, safe_mode=True)
     shipped.get_layer("temperature").scale = 1.0 / temperature
-    shipped.save(loaded.path / SUBTYPE_FILE)
-    section["sha256"] = store.file_sha256(loaded.path / SUBTYPE_FILE)
-    card_path = loaded.path / store.CARD_FILE
-    card = json.loads(card_path.read_text())
-    card["subtype"] = section
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    shipped.save(folder / SUBTYPE_FILE)
+    section["sha256"] = store.file_sha256(folder / SUBTYPE_FILE)
+    if folder == loaded.path:
+        card_path = loaded.path / store.CARD_FILE
+        card = json.loads(card_path.read_text())
+        card["subtype"] = section
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+    else:
+        (run / HELD_BACK_SECTION).write_text(json.dumps(section, indent=2) + "\n")
     log(f"subtype: out-of-fold AUC {figures['roc_auc']['value']:.4f}, accuracy {figures['accuracy']['value']:.4f} "
         f"({with_main['value']:.4f} counting the {with_main['read_as_normal']} films the main model reads as normal), "
-        f"temperature {temperature:.3f}, threshold {threshold:.3f}; wrote {loaded.path / SUBTYPE_FILE}")
+        f"temperature {temperature:.3f}, threshold {threshold:.3f}; wrote {folder / SUBTYPE_FILE}"
+        + (f" (held back: {'; '.join(short)})" if folder == run else ""))
     return section
 
 
