@@ -171,7 +171,7 @@ def test_demo_gallery_opens_a_film_and_presents_one_at_a_time(page, app_url: str
     dialog = page.get_by_role("dialog")
     dialog.get_by_text(OVERLAY_CAPTION).first.wait_for(state="visible", timeout=RESULT_MS)
     assert titles[3] in dialog.inner_text()
-    assert dialog.locator(CHART).count() >= 1
+    dialog.locator(CHART).first.wait_for(state="visible", timeout=RESULT_MS)  # plotly draws after the overlay
     page.keyboard.press("Escape")
     dialog.wait_for(state="hidden", timeout=RESULT_MS)
 
