@@ -193,7 +193,7 @@ def load(name: str | None = None, store: str | Path | None = None, keras_model: 
 
     ``keras_model=False`` verifies the file but leaves ``model`` None: enough for scoring under
     ONNX Runtime (``Classifier(..., runtime="onnx")``), which never runs the Keras network, and
-    half the start-up of a batch worker. Grad-CAM and the Keras runtime need the network.
+    a batch worker starts without loading it. Grad-CAM and the Keras runtime need the network.
 
     Raises:
         ModelStoreError: unknown name, failed checksum, or a file Keras cannot load.

@@ -51,8 +51,6 @@ class ScoringSpec:
         from pneumo.inference.predict import Classifier
 
         loaded = store.load(self.model, self.store, keras_model=self.runtime == "keras")  # ONNX: no network
-        if self.runtime == "keras":
-            return Classifier(loaded, site=self.site or None)
         return Classifier(loaded, site=self.site or None, runtime=self.runtime)
 
 

@@ -180,7 +180,8 @@ def run_fit_guard(args) -> int:
 def run_train_subtype(args) -> int:
     """Fine-tune the subtype model fold by fold (resumable), then write it and its card section."""
     from pneumo import store
-    from pneumo.training.subtype import SubtypeConfig, assemble, finished_folds, shortfalls, train_subtype_folds
+    from pneumo.training.subtype import (SubtypeConfig, assemble, destination, finished_folds, shortfalls,
+                                         train_subtype_folds)
 
     require_data_folder(args.data)
     on_file = require_model(args.model)
@@ -197,12 +198,11 @@ def run_train_subtype(args) -> int:
                         on_epoch=lambda *_: progress.advance())
     section = assemble(loaded, args.data, args.run_dir, log=progress.note, ship_below_floor=args.ship_below_floor)
     figures = section["validation"]["figures"]
-    short = shortfalls(section)
-    held_back = bool(short) and not args.ship_below_floor
-    written = (Path(args.run_dir) if held_back else loaded.path) / section["file"]
+    written = destination(loaded, args.run_dir, section, args.ship_below_floor) / section["file"]
+    held_back = written.parent != loaded.path
     print(f"subtype model of {loaded.name}: out-of-fold ROC AUC {figures['roc_auc']['value']:.4f}, "
           f"accuracy {figures['accuracy']['value']:.4f} at threshold {section['threshold']:.3f}; "
-          + (f"not shipped, {'; '.join(short)} (the product's floor), so the pattern stays off; kept in "
+          + (f"not shipped, {'; '.join(shortfalls(section))} (the product's floor), so the pattern stays off; kept in "
              f"{args.run_dir} (--ship-below-floor ships it anyway)" if held_back else f"wrote {written}"))
     progress.close(f"{todo} of {k} folds fine-tuned (the others were done already); wrote {written}"
                    + (" (held back, below the floor)" if held_back else ""))

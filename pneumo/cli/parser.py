@@ -28,6 +28,7 @@ from pneumo.cli.scoring import run_evaluate, run_predict
 from pneumo.evaluation.faithfulness import CANVASES
 from pneumo.inference.export import FORMATS, RUNTIMES
 from pneumo.modeling.models import ARCHITECTURES
+from pneumo.training.subtype import FLOOR
 
 DESCRIPTION = ("The command line: ``python -m pneumo train|train-cv|evaluate|predict|calibrate-site|"
                "profile|bench|explain-eval|fit-guard|export``.")
@@ -164,7 +165,8 @@ def add_models(commands) -> None:
     subtype.add_argument("--seed", type=int, default=OWNER_DEFAULT)
     subtype.add_argument("--ship-below-floor", action="store_true",
                          help="ship the subtype model into the store even when its out-of-fold figures are below "
-                              "the product's floor (AUC 0.85, accuracy 0.80); by default it is held back in --run-dir")
+                              f"the product's floor (AUC {FLOOR['roc_auc']:.2f}, accuracy "
+                              f"{FLOOR['accuracy_with_main_model']:.2f}); by default it is held back in --run-dir")
     subtype.set_defaults(handler=run_train_subtype)
 
 

@@ -163,8 +163,8 @@ class Classifier:
     export --format onnx`` and checked against the card). Either way the guard, the site
     calibration and the subtype read the same outputs; the Keras model stays loaded for
     Grad-CAM and the uncertainty interval, unless ``loaded`` came from ``store.load(...,
-    keras_model=False)`` (a batch worker that only scores). Under ONNX a subtype model without its ONNX file
-    is left out as a failing subtype file is, its reason in ``subtype_error``.
+    keras_model=False)`` (a batch worker that only scores). Under ONNX a subtype model without
+    its ONNX file is left out as a failing subtype file is, its reason in ``subtype_error``.
 
     Raises:
         SiteError: an unknown site, or a site calibrated for another model file.

@@ -172,6 +172,11 @@ def shortfalls(section: dict) -> list[str]:
             for key in FLOOR if measured[key] < FLOOR[key]]
 
 
+def destination(loaded, run_dir: str | Path, section: dict, ship_below_floor: bool = False) -> Path:
+    """Where :func:`assemble` writes the subtype part: the model's folder if it ships, else ``run_dir``."""
+    return loaded.path if ship_below_floor or not shortfalls(section) else Path(run_dir)
+
+
 def assemble(loaded, data_dir: str | Path, run_dir: str | Path, resamples: int = 1000, log=print,
              ship_below_floor: bool = False) -> dict:
     """Temperature, threshold and figures from the finished folds; ships ``subtype.keras`` if they reach the floor.
@@ -237,8 +242,7 @@ def assemble(loaded, data_dir: str | Path, run_dir: str | Path, resamples: int =
         "trained_on": "pneumonia films only, each fold's model on the other folds' films",
         "recipe": per_fold[0].get("recipe"),
     }
-    short = shortfalls(section)
-    folder = loaded.path if ship_below_floor or not short else run
+    folder = destination(loaded, run, section, ship_below_floor)
     shipped = keras.saving.load_model(run / f"fold{SHIPPED_FOLD}" / "model.keras", compile=False, safe_mode=True)
     shipped.get_layer("temperature").scale = 1.0 / temperature
     shipped.save(folder / SUBTYPE_FILE)
@@ -253,7 +257,7 @@ def assemble(loaded, data_dir: str | Path, run_dir: str | Path, resamples: int =
     log(f"subtype: out-of-fold AUC {figures['roc_auc']['value']:.4f}, accuracy {figures['accuracy']['value']:.4f} "
         f"({with_main['value']:.4f} counting the {with_main['read_as_normal']} films the main model reads as normal), "
         f"temperature {temperature:.3f}, threshold {threshold:.3f}; wrote {folder / SUBTYPE_FILE}"
-        + (f" (held back: {'; '.join(short)})" if folder == run else ""))
+        + ("" if folder == loaded.path else f" (held back: {'; '.join(shortfalls(section))})"))
     return section
 
 
