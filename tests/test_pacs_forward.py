@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import socket
+import time
 
 import numpy as np
 import pytest
@@ -53,6 +55,31 @@ def test_a_dead_destination_is_one_sentence(tiny_model):
     forwarder = Forwarder(classifier, Destination("127.0.0.1", free_port(), "NOBODY"), timeout=5)
     with pytest.raises(ForwardError, match=r"^The result destination NOBODY at 127\.0\.0\.1:\d+ did not accept"):
         forwarder(source, classifier.assess(data))
+
+
+def test_a_destination_that_never_answers_the_connect_fails_within_the_timeout(tiny_model):
+    """A host that is down or firewalled drops the TCP handshake; a listener with a full accept
+    queue does the same on loopback. Without a connect timeout the kernel's retries take ~130 s."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    for _ in range(3):  # fill the accept queue: later handshakes get no answer
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    time.sleep(0.5)
+    forwarder = Forwarder(Classifier(tiny_model), Destination("127.0.0.1", port, "SILENT"), timeout=2)
+    started = time.monotonic()
+    try:
+        with pytest.raises(ForwardError, match=r"^The result destination SILENT at 127\.0\.0\.1:\d+ did not accept"):
+            forwarder.send([])
+        assert time.monotonic() - started < 30  # the 2 s timeout, not the kernel's two minutes
+    finally:
+        for sock in (*fillers, server):
+            sock.close()
 
 
 @pytest.mark.parametrize(("arguments", "words"), [

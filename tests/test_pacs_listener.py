@@ -237,18 +237,20 @@ def test_a_film_that_cannot_be_written_gets_a_failure_status_and_one_log_line(st
 
 
 def test_a_deliver_that_raises_fails_the_row_after_two_attempts_and_the_rest_go_on(start, grey):
-    calls = Counter()
+    calls, when = Counter(), []
     bad, good = film_instance(grey[::2, ::2].copy()), film_instance(grey[::2, ::2].copy())
 
     def deliver(source, assessment):
         calls[str(source.SOPInstanceUID)] += 1
         if source.SOPInstanceUID == bad.SOPInstanceUID:
+            when.append(time.monotonic())
             raise ConnectionError(f"forward peer refused the result for {source.PatientName}")
 
-    listener, _ = start(deliver=deliver)
+    listener, _ = start(deliver=deliver, retry_delay=1.0)
     assert send(listener.port, [bad, good]) == [SUCCESS, SUCCESS]
     assert listener.wait_idle(TIMEOUT)
     assert calls == {bad.SOPInstanceUID: MAX_ATTEMPTS, good.SOPInstanceUID: 1}
+    assert when[1] - when[0] >= 1.0  # tried again after the delay, not at once
     entry = listener.queue.entry(bad.SOPInstanceUID)
     assert entry.status == STATUS_FAILED and entry.attempts == MAX_ATTEMPTS
     assert entry.reason.startswith("ConnectionError: forward peer refused")
@@ -296,6 +298,32 @@ def test_a_row_whose_worker_dies_twice_is_failed_and_not_tried_again(tmp_path):
     entry = queue.entry("1.2.3.4")
     assert (entry.status, entry.reason, entry.path) == (STATUS_FAILED, STOPPED_REASON, None)
     assert not any(queue.incoming.iterdir())
+
+
+def test_a_failed_film_sent_again_is_queued_again_and_a_done_one_is_not(tmp_path):
+    queue = WorkQueue(tmp_path, retry_delay=0)
+    assert queue.add("1.2.5", STUDY, "1.2", b"first")
+    for _ in range(MAX_ATTEMPTS):
+        queue.fail(queue.claim().sop_instance_uid, "The result destination PACS did not accept an association.")
+    entry = queue.entry("1.2.5")
+    assert (entry.status, entry.path) == (STATUS_FAILED, None)
+    assert queue.add("1.2.5", STUDY, "1.2", b"again")  # the sender's recovery after the outage
+    entry = queue.entry("1.2.5")
+    assert (entry.status, entry.attempts, entry.reason) == (STATUS_QUEUED, 0, None)
+    assert entry.path.read_bytes() == b"again"
+    claimed = queue.claim()
+    queue.finish(claimed.sop_instance_uid, Summary(status=STATUS_OK, p_pneumonia=0.9, label="PNEUMONIA"))
+    assert not queue.add("1.2.5", STUDY, "1.2", b"third")
+    assert queue.entry("1.2.5").status == STATUS_DONE
+
+
+def test_a_failed_attempt_waits_its_retry_delay_before_it_is_claimed_again(tmp_path):
+    queue = WorkQueue(tmp_path, retry_delay=3600)
+    assert queue.add("1.2.6", STUDY, "1.2", b"film")
+    assert queue.fail(queue.claim().sop_instance_uid, "peer down") == STATUS_QUEUED
+    assert queue.claim() is None and queue.pending() == 1
+    queue.close()
+    assert WorkQueue(tmp_path, retry_delay=3600).claim() is None  # the wait survives a restart
 
 
 def test_the_queue_keeps_one_row_per_instance_and_removes_what_a_crash_left(tmp_path):

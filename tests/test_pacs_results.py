@@ -14,7 +14,7 @@ import highdicom as hd
 import numpy as np
 import pytest
 from PIL import Image
-from pydicom import Dataset, dcmread
+from pydicom import DataElement, Dataset, dcmread
 from pydicom.uid import (
     ComprehensiveSRStorage,
     CTImageStorage,
@@ -252,6 +252,26 @@ def test_missing_type2_patient_fields_are_written_empty(tiny_model, pneumonia_fi
     dataset = dcmread(io.BytesIO(written(results.structured_report(
         dcmread(io.BytesIO(data)), classifier.assess(data), classifier))))
     assert dataset.PatientName == "" and dataset.PatientID == "" and dataset.StudyInstanceUID == STUDY_UID
+
+
+@pytest.mark.parametrize("keyword, vr, value, expected", [
+    ("PatientSex", "CS", "U", ""), ("PatientSex", "CS", "f", "F"),
+    ("StudyDate", "DA", "2023/03/01", ""), ("StudyTime", "TM", "10:10:10", ""),
+    ("PatientBirthDate", "DA", "15.01.2020", ""), ("StudyDate", "DA", "20230301", "20230301"),
+])
+def test_a_nonconforming_patient_or_study_value_is_left_empty_and_the_results_still_file(
+        tiny_model, pneumonia_film, keyword, vr, value, expected):
+    classifier = Classifier(tiny_model, guard=None, subtype=None)
+    data = film_bytes(pneumonia_film)
+    source = dcmread(io.BytesIO(data))
+    source.add(DataElement(keyword, vr, value))
+    assessment = classifier.assess(data)
+    report = dcmread(io.BytesIO(written(results.structured_report(source, assessment, classifier))))
+    overlay = np.full((64, 64, 3), 128, dtype=np.uint8)
+    capture = dcmread(io.BytesIO(written(results.secondary_capture(source, assessment, overlay, classifier))))
+    for dataset in (report, capture):
+        assert str(dataset.get(keyword) or "") == expected
+        assert dataset.StudyInstanceUID == STUDY_UID and dataset.PatientID == IDENTIFIERS["PatientID"]
 
 
 # ---------------------------------------------------------------------------------------

@@ -39,7 +39,8 @@ def run_dicom_listener(args) -> int:
     forwarder = Forwarder(classifier, destination, calling_ae=args.ae_title)
     listener = Listener(classifier, args.work_dir, args.ae_title, args.port, forwarder,
                         allowed=args.allow or None, host=args.host, keep_overlays=args.keep_overlays,
-                        keep_accession=args.keep_accession)
+                        keep_accession=args.keep_accession,
+                        retry_delay=max(0.0, args.retry_delay))
     try:
         listener.start()
     except OSError as err:

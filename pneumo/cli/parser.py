@@ -28,6 +28,7 @@ from pneumo.cli.scoring import run_evaluate, run_predict
 from pneumo.evaluation.faithfulness import CANVASES
 from pneumo.inference.export import FORMATS, RUNTIMES
 from pneumo.modeling.models import ARCHITECTURES
+from pneumo.pacs.queue import RETRY_DELAY_S
 from pneumo.training.subtype import FLOOR
 
 DESCRIPTION = ("The command line: ``python -m pneumo train|train-cv|evaluate|predict|calibrate-site|"
@@ -255,6 +256,10 @@ def add_network(commands) -> None:
     listener.add_argument("--keep-accession", action="store_true",
                           help="keep each film's accession number in the queue so the worklist can show "
                                "it; default: not kept")
+    listener.add_argument("--retry-delay", type=float, default=RETRY_DELAY_S, metavar="SECONDS",
+                          help="wait this long before trying a film again whose result could not be "
+                               "delivered (default %(default)g); a film that fails twice is failed, and sending it "
+                               "again queues it again")
     listener.add_argument("--model", help=MODEL_HELP)
     listener.add_argument("--site", help="a site calibration to apply")
     listener.set_defaults(handler=run_dicom_listener)

@@ -103,7 +103,8 @@ class Forwarder:
             ForwardError: no association, or a store that did not succeed.
         """
         ae = AE(ae_title=self.calling_ae)
-        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.timeout
+        # connection_timeout too: a host that is down never answers the TCP connect (134 s without it)
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = ae.connection_timeout = self.timeout
         # One context per transfer syntax: a peer that picks implicit VR for a context offering
         # both would leave our explicit-VR objects with no context to travel in.
         for sop_class in (Comprehensive3DSRStorage, SecondaryCaptureImageStorage):

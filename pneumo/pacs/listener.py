@@ -31,7 +31,7 @@ from pynetdicom import AE, evt
 from pynetdicom.sop_class import Verification
 
 from pneumo.inference.predict import Assessment, Classifier
-from pneumo.pacs.queue import OWN_RESULT, STATUS_FAILED, Entry, Summary, WorkQueue
+from pneumo.pacs.queue import OWN_RESULT, RETRY_DELAY_S, STATUS_FAILED, Entry, Summary, WorkQueue
 from pneumo.pacs.results import is_our_result
 from pneumo.pacs.worklist import Delivered, StoredResult, save_images
 
@@ -124,12 +124,15 @@ class Listener:
         host: the address to listen on (``"0.0.0.0"`` for every interface).
         keep_overlays: keep each read film and its overlay as PNGs for the worklist.
         keep_accession: keep each film's accession number in the queue for the worklist.
+        retry_delay: seconds before a film whose attempt failed is tried again.
     """
 
     def __init__(self, classifier: Classifier, work_dir: str | Path, ae_title: str, port: int,
                  deliver: Deliver, allowed: Iterable[str] | None = None, host: str = "127.0.0.1",
-                 keep_overlays: bool = False, keep_accession: bool = False):
+                 keep_overlays: bool = False, keep_accession: bool = False,
+                 retry_delay: float = RETRY_DELAY_S):
         self.classifier = classifier
+        self.retry_delay = retry_delay
         self.keep_overlays = keep_overlays
         self.keep_accession = keep_accession
         self.work_dir = Path(work_dir)
@@ -161,7 +164,7 @@ class Listener:
         Raises:
             OSError: the work dir cannot be used, or the port cannot be bound.
         """
-        self.queue = WorkQueue(self.work_dir)
+        self.queue = WorkQueue(self.work_dir, self.retry_delay)
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="pneumo-listener-worker", daemon=True)
         self._worker.start()

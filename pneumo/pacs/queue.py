@@ -10,8 +10,10 @@ is done or failed; after that the row is the record.
 A restart resumes the queued rows. A row is claimed by counting an attempt *before* the work
 starts, so a worker that dies mid-film (killed, out of memory) leaves a row whose count says
 so: the next start tries it once more, and a row started :data:`MAX_ATTEMPTS` times without
-finishing is marked failed, not retried forever. The same SOP Instance UID sent twice is
-queued once. One :class:`WorkQueue` serves the listener's handler threads and its worker
+finishing is marked failed, not retried forever. A failed attempt (the destination PACS down)
+is tried again no sooner than :data:`RETRY_DELAY_S` later. The same SOP Instance UID sent twice is
+queued once, unless its row has failed: then the film sent again is queued again, so a sender
+can recover what an outage lost. One :class:`WorkQueue` serves the listener's handler threads and its worker
 (one lock around one connection); other processes (the worklist page) may read the file,
 which is in WAL mode so readers never block the listener.
 """
@@ -23,6 +25,7 @@ import os
 import sqlite3
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +36,8 @@ OWN_RESULT = "own-result"
 """A done row's result status when the film was one of Pneumo's own results (not read, not listed)."""
 MAX_ATTEMPTS = 2
 """A row is started at most this many times; then it is failed with its last reason."""
+RETRY_DELAY_S = 30.0
+"""Seconds a row whose attempt failed waits before it is tried again."""
 QUEUE_FILE = "queue.sqlite3"
 INCOMING_DIR = "incoming"
 RESULTS_DIR = "results"
@@ -61,7 +66,7 @@ CREATE TABLE IF NOT EXISTS instances (
     result TEXT
 )
 """
-_ADDED_COLUMNS = {"row_id": "TEXT", "accession": "TEXT", "result": "TEXT"}
+_ADDED_COLUMNS = {"row_id": "TEXT", "accession": "TEXT", "result": "TEXT", "retry_after": "REAL"}
 """Columns a queue written by an earlier listener lacks; added when it is opened."""
 _COLUMNS = ("sop_instance_uid", "study_uid", "sop_class_uid", "received", "status", "attempts",
             "file", "finished", "result_status", "p_pneumonia", "label", "pattern", "p_bacterial",
@@ -144,8 +149,9 @@ class WorkQueue:
         sqlite3.DatabaseError: the queue file is not a queue.
     """
 
-    def __init__(self, work_dir: str | Path):
+    def __init__(self, work_dir: str | Path, retry_delay: float = RETRY_DELAY_S):
         self.work_dir = Path(work_dir)
+        self.retry_delay = float(retry_delay)
         self.incoming = self.work_dir / INCOMING_DIR
         self.incoming.mkdir(parents=True, exist_ok=True)
         self.path = self.work_dir / QUEUE_FILE
@@ -162,7 +168,9 @@ class WorkQueue:
 
     def add(self, sop_instance_uid: str, study_uid: str, sop_class_uid: str, data: bytes,
             accession: str | None = None) -> bool:
-        """Keep a received file and queue it; False (nothing kept) when the UID is already known.
+        """Keep a received file and queue it; False (nothing kept) when the UID is already queued or done.
+
+        A UID whose row has failed is queued again with this file (its attempts start afresh).
 
         The file is written and flushed to disk before the row exists, so a queued row always
         has its file. ``accession`` is kept only when given (the operator's choice).
@@ -177,11 +185,20 @@ class WorkQueue:
                 out.flush()
                 os.fsync(out.fileno())
             with self._lock:
-                if self._db.execute("SELECT 1 FROM instances WHERE sop_instance_uid = ?",
-                                    (sop_instance_uid,)).fetchone():
+                known = self._db.execute("SELECT status FROM instances WHERE sop_instance_uid = ?",
+                                         (sop_instance_uid,)).fetchone()
+                if known and known[0] != STATUS_FAILED:
                     return False
                 name = file_name(sop_instance_uid)
                 os.replace(temp, self.incoming / name)
+                if known:
+                    self._db.execute(
+                        "UPDATE instances SET status = ?, attempts = 0, file = ?, received = ?, finished = NULL, "
+                        "result_status = NULL, p_pneumonia = NULL, label = NULL, pattern = NULL, "
+                        "p_bacterial = NULL, reason = NULL, result = NULL, retry_after = NULL, accession = ? "
+                        "WHERE sop_instance_uid = ?",
+                        (STATUS_QUEUED, name, _now(), accession or None, sop_instance_uid))
+                    return True
                 self._db.execute(
                     "INSERT INTO instances (sop_instance_uid, study_uid, sop_class_uid, received, "
                     "status, file, row_id, accession) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -195,7 +212,8 @@ class WorkQueue:
     # -- the worker's side ---------------------------------------------------------------------
 
     def claim(self) -> Entry | None:
-        """The oldest queued row not yet started here, its attempt counted; None when there is none.
+        """The oldest queued row not yet started here and not waiting to be retried, its attempt
+        counted; None when there is none.
 
         A row already started :data:`MAX_ATTEMPTS` times (by workers that never finished it)
         is failed with :data:`STOPPED_REASON` and skipped.
@@ -205,7 +223,8 @@ class WorkQueue:
                 row = self._db.execute(
                     f"SELECT {', '.join(_COLUMNS)} FROM instances WHERE status = ? "
                     f"AND sop_instance_uid NOT IN ({', '.join('?' * len(self._claimed))}) "
-                    "ORDER BY rowid LIMIT 1", (STATUS_QUEUED, *self._claimed)).fetchone()
+                    "AND (retry_after IS NULL OR retry_after <= ?) "
+                    "ORDER BY rowid LIMIT 1", (STATUS_QUEUED, *self._claimed, time.time())).fetchone()
                 if row is None:
                     return None
                 uid, attempts = row[0], row[5]
@@ -223,7 +242,7 @@ class WorkQueue:
             self._close_row(sop_instance_uid, STATUS_DONE, summary, summary.reason, result)
 
     def fail(self, sop_instance_uid: str, reason: str) -> str:
-        """A claimed row's attempt failed: queued again while attempts remain, else failed.
+        """A claimed row's attempt failed: queued again (after ``retry_delay``) while attempts remain, else failed.
 
         Args:
             reason: one sentence, without patient identifiers; kept as the row's reason.
@@ -236,8 +255,8 @@ class WorkQueue:
             attempts = self._db.execute("SELECT attempts FROM instances WHERE sop_instance_uid = ?",
                                         (sop_instance_uid,)).fetchone()
             if attempts is not None and attempts[0] < MAX_ATTEMPTS:
-                self._db.execute("UPDATE instances SET reason = ? WHERE sop_instance_uid = ?",
-                                 (reason, sop_instance_uid))
+                self._db.execute("UPDATE instances SET reason = ?, retry_after = ? WHERE sop_instance_uid = ?",
+                                 (reason, time.time() + self.retry_delay, sop_instance_uid))
                 return STATUS_QUEUED
             self._close_row(sop_instance_uid, STATUS_FAILED, None, reason)
             return STATUS_FAILED

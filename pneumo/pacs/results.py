@@ -24,10 +24,12 @@ import highdicom as hd
 import numpy as np
 from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from PIL import Image, ImageDraw, ImageFont
+from pydicom import config
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.valuerep import DA, TM
 
 from pneumo.inference import explain
 from pneumo.inference.predict import STATUS_ERROR, STATUS_OK, Assessment, Classifier, in_review_band
@@ -294,8 +296,27 @@ def _filing_header(source: Dataset) -> Dataset:
     for keyword in TYPE2_COPIED:
         if keyword not in header:
             setattr(header, keyword, None)
+    _blank_nonconforming(header)
     header.SOPClassUID = UID(str(source.SOPClassUID))
     return header
+
+
+PATIENT_SEX_VALUES = ("M", "F", "O")
+
+
+def _blank_nonconforming(header: Dataset) -> None:
+    """Empty a copied Type 2 value the standard does not allow (sex ``U``, date ``2023/03/01``,
+    time ``10:10:10``): the results still file in the study, with that field unknown."""
+    sex = str(header.get("PatientSex") or "").strip().upper()
+    header.PatientSex = sex if sex in PATIENT_SEX_VALUES else None
+    for keyword, kind in (("PatientBirthDate", DA), ("StudyDate", DA), ("StudyTime", TM)):
+        value = header.get(keyword)
+        if value in (None, ""):
+            continue
+        try:
+            kind(str(value), validation_mode=config.RAISE)
+        except (ValueError, TypeError):
+            setattr(header, keyword, None)
 
 
 def _check_site(assessment: Assessment, classifier: Classifier) -> None:
