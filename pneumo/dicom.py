@@ -16,6 +16,7 @@ their luma. Sizes are checked from the header before any pixel is decoded.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import io
 import zlib
@@ -255,7 +256,15 @@ def _first(value) -> float:
 
 def _voi_lut(values: np.ndarray, dataset: Dataset) -> np.ndarray:
     """The first VOI LUT applied, onto [0, 1] over its nominal output range."""
-    depth = int(dataset.VOILUTSequence[0].LUTDescriptor[2])
+    item = dataset.VOILUTSequence[0]
+    depth = int(item.LUTDescriptor[2])
+    if depth == 8:
+        # pydicom 3.0 indexes an 8-bit LUT in uint8, wrapping every input above 255; its entries
+        # read the same as 16-bit ones, so it is applied as one (the scale below stays 8-bit).
+        widened = copy.deepcopy(item)
+        widened.LUTDescriptor = [int(item.LUTDescriptor[0]), int(item.LUTDescriptor[1]), 16]
+        dataset = copy.copy(dataset)
+        dataset.VOILUTSequence = [widened]
     # The LUT maps integer input values; its output has `depth` bits (PS3.3 C.11.2.1.1).
     mapped = pydicom.pixels.apply_voi(np.round(values).astype(np.int64), dataset)
     return np.clip(mapped.astype(np.float64) / (2**depth - 1), 0.0, 1.0)

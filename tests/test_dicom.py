@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pydicom import uid
+from pydicom import Dataset, uid
 from pydicom.encaps import encapsulate
 
 from pneumo.dicom import MAX_INFLATED_BYTES
@@ -110,6 +110,17 @@ def test_a_usable_window_comes_before_the_voi_lut(gray):
     film = read_film(lut_only)
     np.testing.assert_allclose(film.pixels, gray / 255.0, atol=1e-6)
     assert FULL_RANGE_NOTE not in film.notes
+
+
+def test_a_voi_lut_with_8_bit_output_maps_every_12_bit_code(gray):
+    # 4096 entries of 8 bits (legal, PS3.3 C.11.2.1.1): code c shows as c // 16, codes above 255 included.
+    stored = gray.astype(np.uint16) * 16 + 8
+    lut = Dataset()
+    lut.LUTDescriptor = [4096, 0, 8]
+    lut.LUTData = [code // 16 for code in range(4096)]
+    lut["LUTData"].VR = "US"
+    film = read_film(encode_dicom(stored, bits_stored=12, VOILUTSequence=[lut]))
+    np.testing.assert_allclose(film.pixels, gray / 255.0, atol=1e-6)
 
 
 def test_a_steep_sigmoid_saturates_without_overflow_warnings(gray):
