@@ -15,7 +15,7 @@ from app_pages import caches, result, widgets
 from pneumo.examples import Example, ExamplesError
 from pneumo.inference.predict import STATUS_OK, Assessment, Classifier
 from pneumo.io import FILM_TYPES
-from pneumo.render import charts, demo, wording
+from pneumo.render import charts, demo, model_card, wording
 from pneumo.render.charts import CHART_CONFIG
 
 EXAMPLE_KEY = "example"  # session state: the example chosen with "try an example" (its file name), or None
@@ -109,9 +109,12 @@ def empty_ui(classifier: Classifier) -> None:
     """Before any upload: what to do, and how a probability will be read."""
     st.info("Upload one or more films to see how likely pneumonia is and where the model looked.",
             icon=":material/upload:")
+    # what the card measured in the review band holds for the model's own threshold, not a site's
+    observed = None if classifier.site is not None else model_card.review_band_outcomes(
+        classifier.loaded.card, classifier.threshold)
     st.markdown("**How a result is read.** The model gives a calibrated probability of pneumonia, "
                 "put into words by band:\n" + "\n".join(
-                    f"- {line}" for line in wording.band_explanation(classifier.threshold)))
+                    f"- {line}" for line in wording.band_explanation(classifier.threshold, observed)))
     st.plotly_chart(charts.verdict_scale(classifier.threshold, classifier.classes), config=CHART_CONFIG,
                     key="verdict_scale")
 

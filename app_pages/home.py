@@ -14,13 +14,14 @@ shows **where the model looked**, and says **how far to trust it**.
   pneumonia out, and a film it flags still needs a clinician's reading.
 - **It was trained on anterior-posterior films of children aged one to five.** It is not
   meant for adults, neonates, lateral views or CT, and it tells neither bacterial from viral
-  pneumonia nor pneumonia from other findings. A DICOM file whose header says it is one of
-  those is refused before the model runs, with the reason.
+  pneumonia nor pneumonia from other findings. A DICOM file whose header names an adult, a
+  lateral view or another modality is refused before the model runs, with the reason; one
+  whose header gives an age under one year is read with a warning.
 - The probability is **calibrated** on films the model never saw (temperature scaling), so that
   a film shown as 80% is meant to have pneumonia about 80 times in 100; the reliability diagram
   on the model card shows how closely that holds. The verdict uses the model's **operating
   threshold**, chosen to miss few pneumonias; between it and 50% a film reads **possible
-  pneumonia: review**.
+  pneumonia: review**, and the model card says how many of its films in that band had pneumonia.
 """
 
 UPLOADS = """

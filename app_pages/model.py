@@ -46,7 +46,8 @@ def architecture_ui(loaded: LoadedModel) -> None:
     site = caches.active_site(loaded)  # the words follow the threshold in effect: the site's, if any
     threshold = site.threshold if site is not None else loaded.threshold
     st.markdown(f"**How a probability is put into words** (threshold {format_probability(threshold)}):\n"
-                + "\n".join(f"- {line}" for line in band_explanation(threshold)))
+                + "\n".join(f"- {line}" for line in band_explanation(
+                    threshold, None if site is not None else model_card.review_band_outcomes(card, threshold))))
     if site is not None:
         st.caption(f"{site_text(site)} The figures on this page are the model's own.")
     st.caption(f"Preprocessing: {card.get('preprocessing', 'see pneumo.preprocess')}")
@@ -244,7 +245,7 @@ def explanations_ui(loaded: LoadedModel) -> None:
                 "`python -m pneumo explain-eval --data DIR --save`.")
         return
     settings = result.get("settings", {})
-    st.caption(faithfulness_words.reading_guide(result))
+    st.caption(faithfulness_words.reading_guide(result, ensemble=model_card.is_cross_validated(loaded.card)))
     st.dataframe(pd.DataFrame(faithfulness_words.summary_rows(result)), hide_index=True, width="stretch",
                  key="explanations_table")
     targets = model_card.explanation_target_rows(result)  # today's targets, from the stored figures

@@ -19,6 +19,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from pneumo import store
+from pneumo.render import model_card
 from pneumo.render.wording import DISCLAIMER, format_probability
 from pneumo.store import ModelStoreError
 from tests.support.data import real_films
@@ -281,7 +282,7 @@ def test_card_with_predictions_uses_them(tmp_path: Path, monkeypatch: pytest.Mon
     (copy / "card.json").write_text(json.dumps(card))
     monkeypatch.setenv("PNEUMO_MODEL_STORE", str(tmp_path))
     at = _open(PAGES[3])
-    assert "validation films' probabilities" in "\n".join(c.value for c in at.caption)
+    assert "probabilities of the films the card was checked on" in "\n".join(c.value for c in at.caption)
 
 
 def test_picker_switches_the_model_for_every_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -435,3 +436,12 @@ def test_model_page_has_a_bacterial_or_viral_section(tiny_subtype_store: Path, t
     assert [m.value for m in at.metric if "bacterial" in m.label.lower()] != before
     monkeypatch.setenv("PNEUMO_MODEL_STORE", str(tiny_store))
     assert model_card.NO_SUBTYPE in [c.value for c in _open(PAGES[3]).caption]
+
+
+@pytest.mark.parametrize("page", [PAGES[1], PAGES[3]])
+def test_the_review_band_is_explained_with_what_the_card_measured_in_it(page: str) -> None:
+    loaded = store.load()
+    had, films, kind = model_card.review_band_outcomes(loaded.card, loaded.threshold)
+    text = _texts(_open(page))
+    assert f"Measured {kind}: of the {films} training films in this band, {had} ({had / films:.0%}) had pneumonia." in text
+    assert "less likely than not" not in text

@@ -31,6 +31,8 @@ def test_target_rows_and_reading_guide_say_what_was_measured():
     guide = faithfulness_words.reading_guide(result)
     assert "7 validation films" in guide and "normal canvas" in guide
     assert "averaged over 3 random models (Grad-CAM: -0.12 to 0.31" in guide
+    ensemble = faithfulness_words.reading_guide(result, ensemble=True)
+    assert ensemble.startswith("7 training films (the ensemble learned from every one") and "validation" not in ensemble
 
 
 def test_summary_rows_put_methods_first_then_baselines():

@@ -182,3 +182,15 @@ def test_a_card_without_a_subtype_section_has_none():
     card = json.loads(CARD.read_text())
     assert model_card.subtype_section({k: v for k, v in card.items() if k != "subtype"}) is None
     assert model_card.subtype_section({"subtype": {}}) is None
+
+
+def test_the_review_band_outcomes_count_the_cards_out_of_fold_films_in_the_band():
+    card = json.loads(CARD.read_text())
+    predictions = card["validation"]["predictions"]
+    threshold = card["threshold"]
+    inside = [label for label, p in zip(predictions["labels"], predictions["p_pneumonia"]) if threshold <= p < 0.5]
+    had, films, kind = model_card.review_band_outcomes(card, threshold)
+    assert (had, films) == (sum(inside), len(inside)) and films > 0
+    assert kind == card["validation"]["kind"] and kind.startswith("out-of-fold")
+    assert model_card.review_band_outcomes(card, 0.5) is None  # no band at 50%
+    assert model_card.band_outcomes({"validation": {}}, 0.2, 0.5) is None

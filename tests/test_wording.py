@@ -142,14 +142,18 @@ def test_band_explanation_in_plain_words():
     lines = wording.band_explanation(SHIPPED_LIKE)
     assert lines[0] == ('Below 21.1% (the operating threshold): "No pneumonia detected"; '
                         "the film is labelled NORMAL.")
-    assert lines[1].startswith('From 21.1% up to 50%: "Possible pneumonia: review". The film is labelled '
-                               "PNEUMONIA at the threshold, but pneumonia is less likely than not")
+    assert lines[1] == ('From 21.1% up to 50%: "Possible pneumonia: review". The film is labelled '
+                        "PNEUMONIA at the threshold, but the model is unsure: a clinician should look again.")
     assert lines[2] == '50% and above: "Pneumonia likely"; the film is labelled PNEUMONIA.'
     assert "few pneumonias are missed" in lines[3]
     above = wording.band_explanation(0.74)
     assert above[1].startswith('From 50% up to 74.0% (the operating threshold): "Possible pneumonia: review"')
     assert "labelled NORMAL" in above[1]
-    for line in lines + above:
+    measured = wording.band_explanation(SHIPPED_LIKE, (51, 58, "out-of-fold (block folds)"))
+    assert measured[1] == lines[1] + (" Measured out-of-fold (block folds): of the 58 training films in this "
+                                      "band, 51 (88%) had pneumonia.")
+    assert wording.band_explanation(SHIPPED_LIKE, (0, 0, "out-of-fold")) == lines  # no films: nothing to say
+    for line in lines + above + measured:
         line.encode("latin-1")  # printable in the PDF's core font
     assert wording.bands_text(SHIPPED_LIKE) == ("below 0.2112: No pneumonia detected; 0.2112 to below 0.5000: "
                                                 "Possible pneumonia: review; 0.5000 and above: Pneumonia likely")

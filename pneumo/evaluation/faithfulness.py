@@ -17,7 +17,7 @@ Three measurements, each on a model's own films:
   depends on what the model learned. Every film is compared with the same random
   model, whose maps share one spatial pattern (set by its draw of weights and the
   convolutions' zero padding), so a single draw is one sample however many films
-  are measured: on 100 validation films the shipped model's Grad-CAM gave 0.36
+  are measured: on 100 training films the shipped model's Grad-CAM gave 0.36
   against one draw and -0.10 against the next. The figure is therefore the mean
   over several random models (``randomization_models``), and each model's own
   mean is kept (``randomization_spearman_by_model``) to show the spread.

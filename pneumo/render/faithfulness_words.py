@@ -41,15 +41,22 @@ def summary_rows(result: dict) -> list[dict]:
     return rows
 
 
-def reading_guide(result: dict) -> str:
-    """How to read the figures of ``result``, in words, for the model page."""
+def reading_guide(result: dict, ensemble: bool = False) -> str:
+    """How to read the figures of ``result``, in words, for the model page.
+
+    ``ensemble``: the model is a cross-validated ensemble, whose "validation" films are training
+    films every member but one learned from (the maps were measured on the whole ensemble).
+    """
     settings = result.get("settings", {})
     models = settings.get("randomization_models", 1)
     gradcam = result.get("gradcam") or {}
     spread = [v for v in gradcam.get("randomization_spearman_by_model") or [] if v is not None]
     spread_text = (f" (Grad-CAM: {min(spread):.2f} to {max(spread):.2f} from one random model to "
                    "another)") if len(spread) > 1 else ""
-    return (f"{result.get('n_films')} validation films. Deletion: removing the most salient pixels "
+    films = (f"{result.get('n_films')} training films (the ensemble learned from every one; on films "
+             "of new patients the maps may be less faithful)" if ensemble
+             else f"{result.get('n_films')} validation films")
+    return (f"{films}. Deletion: removing the most salient pixels "
             f"first (replaced by the {settings.get('canvas', '?')} canvas) should make P(pneumonia) "
             "fall fast (lower is better); insertion: revealing them first should make it rise fast "
             "(higher is better); 'beats random' is the share of pneumonia films where the map does "

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pneumo.evaluation.faithfulness_results import check_targets
+from pneumo.inference.predict import review_band
 from pneumo.render.faithfulness_words import target_rows
 from pneumo.render.wording import PATTERN_CAVEAT, format_number, format_probability
 from pneumo.store import LoadedModel
@@ -123,6 +124,24 @@ def rule_rows(card: dict) -> list[dict]:
     return rows
 
 
+def band_outcomes(card: dict, low: float, high: float) -> tuple[int, int, str] | None:
+    """Of the card's out-of-fold films shown with a probability in [low, high): how many had
+    pneumonia, how many there were, and the figures' kind; None without stored predictions."""
+    validation = card.get("validation") or {}
+    predictions = validation.get("predictions") or {}
+    labels, probs = predictions.get("labels"), predictions.get("p_pneumonia")
+    if not labels or probs is None:
+        return None
+    inside = [label for label, p in zip(labels, probs) if low <= p < high]
+    return sum(1 for label in inside if label == 1), len(inside), str(validation.get("kind", "validation"))
+
+
+def review_band_outcomes(card: dict, threshold: float) -> tuple[int, int, str] | None:
+    """:func:`band_outcomes` of the review band at ``threshold`` (None when there is no band)."""
+    band = review_band(threshold)
+    return None if band is None else band_outcomes(card, *band)
+
+
 def headline_sentence(card: dict) -> str | None:
     """The headline in plain words, beside the original study's figures."""
     top = headline(card)
@@ -180,7 +199,8 @@ def plain_headline(card: dict) -> str | None:
             f"of every 100 films of children without, it clears about {round(100 * specificity)} and wrongly flags about "
             f"{100 - round(100 * specificity)}. Measured out of fold on {top['n']:,} training films "
             f"({SCHEME_WORDS.get(top['scheme'], top['scheme']).replace(' (', ', ').rstrip(')')}), each scored by an ensemble member that never "
-            "saw that child.")
+            "saw that child. All of them come from the one hospital the model learned from: on new patients "
+            "elsewhere expect it to clear fewer healthy children (a site measures its own with calibrate-site).")
 
 
 def _mean(rows: list[dict], key: str) -> float:
@@ -224,7 +244,8 @@ RATES = (("sensitivity", "Sensitivity", "Share of pneumonia films called pneumon
 """The rates at a threshold: key, label and what it means."""
 
 THRESHOLD_BASIS_WORDS = {
-    "predictions": "computed from the validation films' probabilities",
+    "predictions": "computed from the probabilities of the films the card was checked on (out of fold for "
+                   "an ensemble)",
     "card": "as the card states them at its operating threshold",
     "roc": "read off the stored ROC curve with the validation class counts (interpolated between curve "
            "points, so approximate)",
@@ -310,7 +331,8 @@ def threshold_caption(chosen: dict, positive: str = "pneumonia", negative: str =
         counts = (f"{tp} {positive} films read {positive}, {fn} read {negative}; {tn} {negative} films read "
                   f"{negative}, {fp} read {positive}")
     return (f"At {chosen['threshold']:.4f}: {counts}. Figures {THRESHOLD_BASIS_WORDS[chosen['basis']]}; "
-            "deltas against the model's threshold.")
+            "deltas against the model's threshold. PPV and NPV hold at these films' share of pneumonia; "
+            "where pneumonia is rarer, PPV is lower and NPV higher.")
 
 
 def architecture_facts(loaded: LoadedModel) -> dict[str, str]:
@@ -343,7 +365,8 @@ def guard_sentence(guard: dict) -> str:
     auroc = format_number(guard.get("out_of_scope", {}).get("auroc"), 4)
     flagged = (f" and {validation['flagged']} were read with a note that they are less typical of the "
                "training films" if "flagged" in validation else "")
-    return ("Films that are not frontal chest films of young children are refused. On the films its "
+    return ("The image checks refuse pictures that do not look like frontal chest films of young children "
+            "(they pass many adult films: see the limits). On the films its "
             "thresholds were set on (validation, or an ensemble's first member's held-out films), "
             f"{validation.get('rejected', '?')} of {validation.get('n', '?')} real films were refused"
             f"{flagged}; AUROC against the out-of-scope evaluation set: {auroc}.")

@@ -206,11 +206,14 @@ def _percent_of(threshold: float) -> str:
     return f"{threshold * 100:.1f}%"
 
 
-def band_explanation(threshold: float) -> list[str]:
+def band_explanation(threshold: float, observed: tuple[int, int, str] | None = None) -> list[str]:
     """How a probability is put into words at this operating threshold, one sentence per band.
 
     Args:
         threshold: the operating threshold in effect (the model's or the active site's).
+        observed: of the model's out-of-fold films shown in the review band, how many had
+            pneumonia, how many there were and the figures' kind
+            (:func:`pneumo.render.model_card.band_outcomes`); None to leave it out.
 
     Returns:
         Plain sentences, lowest band first, then one on why the review band exists (when it does).
@@ -221,18 +224,21 @@ def band_explanation(threshold: float) -> list[str]:
         return [f'Below {cut} (the operating threshold): "{VERDICT_WORDS["NORMAL"]}"; the film is '
                 "labelled NORMAL.",
                 f'{cut} and above: "{VERDICT_WORDS["PNEUMONIA"]}"; the film is labelled PNEUMONIA.']
+    seen = ""
+    if observed is not None and observed[1]:
+        had, films, kind = observed
+        seen = f" Measured {kind}: of the {films} training films in this band, {had} ({had / films:.0%}) had pneumonia."
     if threshold < 0.5:
         return [f'Below {cut} (the operating threshold): "{VERDICT_WORDS["NORMAL"]}"; the film is '
                 "labelled NORMAL.",
                 f'From {cut} up to 50%: "{REVIEW_WORDS}". The film is labelled PNEUMONIA at the '
-                "threshold, but pneumonia is less likely than not: a clinician should look again.",
+                "threshold, but the model is unsure: a clinician should look again." + seen,
                 f'50% and above: "{VERDICT_WORDS["PNEUMONIA"]}"; the film is labelled PNEUMONIA.',
                 "The threshold sits below 50% so that few pneumonias are missed; the review band "
-                "names the films it flags although the model rates pneumonia as less likely than not."]
+                "names the films between it and 50%, where the model is least sure."]
     return [f'Below 50%: "{VERDICT_WORDS["NORMAL"]}"; the film is labelled NORMAL.',
-            f'From 50% up to {cut} (the operating threshold): "{REVIEW_WORDS}". Pneumonia is more '
-            "likely than not, but the film is below the threshold and labelled NORMAL: a clinician "
-            "should look again.",
+            f'From 50% up to {cut} (the operating threshold): "{REVIEW_WORDS}". The film is below the '
+            "threshold and labelled NORMAL, but the model is unsure: a clinician should look again." + seen,
             f'{cut} and above: "{VERDICT_WORDS["PNEUMONIA"]}"; the film is labelled PNEUMONIA.']
 
 

@@ -41,10 +41,11 @@ LIMITS = [
     "Two classes only (normal, pneumonia); other findings (effusion, pneumothorax, foreign body, "
     "lines and tubes, cardiomegaly) are neither detected nor excluded.",
     "Bacterial and viral pneumonia are not told apart.",
-    "The training films were resized to 224 x 224 before the model saw them; fine detail is not used.",
+    "The films are shrunk to the model's input size (the card's input) before it sees them; fine detail "
+    "is not used.",
     "Labels are two physicians' reading of the film, not microbiological or clinical confirmation.",
-    "The threshold keeps the lower 95% bound of sensitivity at 0.95 on films the model never saw; "
-    "on new data both sensitivity and specificity can be lower.",
+    "The operating threshold was chosen on films the model never saw, to miss few pneumonias (the card's "
+    "operating point gives the rule); on new data both sensitivity and specificity can be lower.",
 ]
 
 
