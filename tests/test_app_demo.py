@@ -82,7 +82,7 @@ def test_an_upload_replaces_the_example_on_screen(examples) -> None:
 
 def test_the_rotated_and_the_non_film_examples_are_refused_with_the_reason(examples) -> None:
     at = _open(DIAGNOSE)
-    for kind, words in (("rotated", "rotated by 90 degrees"), ("non-film", "colour photograph")):
+    for kind, words in (("rotated", "turned by 90 degrees"), ("non-film", "colour photograph")):
         example = next(e for e in examples if e.kind == kind)
         at.button_group(key="example").set_value(example.name).run()
         assert not at.exception

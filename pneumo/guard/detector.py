@@ -59,14 +59,15 @@ REASONS = {
     "blank": "The image is blank or almost uniform: there is no film to read.",
     "noise": "The image looks like random noise, not an X-ray film.",
     "document": "This looks like a scanned document or text, not an X-ray film.",
-    "rotated": "The film appears to be rotated by 90 degrees (lying on its side); "
-               "upload it upright.",
-    "upside_down": "The film appears to be upside down (rotated by 180 degrees); upload it upright.",
+    "rotated": "The image checks read this film as turned by 90 degrees (lying on its side): if it is, "
+               "turn it upright; if it is upright, the checks have misread it.",
+    "upside_down": "The image checks read this film as upside down (turned by 180 degrees): if it is, "
+                   "turn it upright; if it is upright, the checks have misread it.",
     "inverted": "The film appears to have inverted polarity (bones dark, lungs light); "
                 "upload it as a standard film, bones white.",
     "collage": "The image appears to hold several films; upload one film at a time.",
-    "lateral": "The film does not mirror itself about the spine as a frontal film does; it looks "
-               "like a lateral (side) view, and this model reads frontal chest films only.",
+    "lateral": "The film does not mirror itself about the spine as a frontal film does, so the image "
+               "checks read it as a lateral (side) view; this model reads frontal chest films only.",
     "unfamiliar": "The image does not look like the frontal chest films of young children "
                   "this model was trained on, so it gives no result.",
 }
