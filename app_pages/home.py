@@ -4,7 +4,7 @@ import streamlit as st
 
 from app_pages import caches, widgets
 from pneumo.render import model_card
-from pneumo.render.wording import format_number, format_probability
+from pneumo.render.wording import format_number, format_probability, site_text
 
 WHAT_IT_IS = """
 Pneumo reads a **frontal chest film of a child** and estimates **how likely pneumonia is**,
@@ -62,6 +62,9 @@ def main() -> None:
                 f"{loaded.input_size} x {loaded.input_size} input, operating threshold "
                 f"{format_probability(loaded.threshold)}."
                 + ("" if top else " Figures above: validation films of patients the model never saw in training."))
+    site = caches.active_site(loaded)
+    if site is not None:
+        st.markdown(f"**In effect now:** {site_text(site)}")
     if top:
         st.caption(model_card.headline_sentence(card))
     st.page_link("app_pages/model.py", label="The full model card", icon=":material/fact_check:")

@@ -42,7 +42,7 @@ def sidebar_model_ui(loaded: LoadedModel | None) -> None:
             st.caption("No model loaded")
             return
         st.caption(f"Model **{loaded.name}**  \nversion `{loaded.version}`  \n"
-                   f"input {loaded.input_size} x {loaded.input_size}, threshold {loaded.threshold:.3f}")
+                   f"input {loaded.input_size} x {loaded.input_size}, own threshold {loaded.threshold:.3f}")
 
 
 def sidebar_site_ui(names: list[str], active: str) -> str:

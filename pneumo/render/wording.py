@@ -337,5 +337,5 @@ def site_text(site: Site | None) -> str:
     films = sum((site.record.get("films", {}).get("used") or {}).values())
     made = str(site.record.get("created") or "?")[:10]
     return (f"Site calibration {site.name} (made {made} on {films:,} films of the site): threshold "
-            f"{format_probability(site.threshold)}, temperature {site.temperature:.3f}, chosen for "
+            f"{format_probability(site.threshold)} in effect instead of the model's own, temperature {site.temperature:.3f}, chosen for "
             f"sensitivity of at least {site.min_sensitivity:g}.")
