@@ -75,7 +75,11 @@ def read_dicom(data: bytes) -> Film:
             raise FilmReadError("The DICOM file holds no image (no pixel data).")
         rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
         frames = int(dataset.get("NumberOfFrames", 1) or 1)
-        photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).strip()
+        photometric = str(dataset.get("PhotometricInterpretation") or "").strip()
+        if not photometric and int(dataset.get("SamplesPerPixel", 1) or 1) == 1:
+            # Type 1, yet some old files leave it out; a single-sample film is taken as MONOCHROME2,
+            # and the decoder is told so (it refuses a data set without it).
+            photometric = dataset.PhotometricInterpretation = "MONOCHROME2"
         syntax = dataset.file_meta.get("TransferSyntaxUID")
         metadata = {
             label: str(dataset.get(keyword))

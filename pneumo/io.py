@@ -29,6 +29,11 @@ MAX_PIXELS = 50_000_000
 MIN_SIDE = 64
 """Smallest side, in pixels, of an image that can still be a chest film."""
 
+MAX_FILE_BYTES = 512 * 1024 * 1024
+"""A file larger than this is not read: no radiograph comes near it, and reading one whole
+(a disk image or a video in an archive) could take a batch worker's memory."""
+INDEX_FILE_NAMES = ("dicomdir",)
+"""Index files a DICOM CD or export carries beside its films: skipped inside folders."""
 FILM_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".dcm", ".dicom")
 """File endings the folder walkers pick up (DICOM files without an ending are read too)."""
 
@@ -191,6 +196,10 @@ def read_bytes(source: str | Path | bytes) -> bytes:
     try:
         if path.is_dir():
             raise FilmReadError(f"The path {path} is a folder, not a file.")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise FilmReadError(f"The file {path} holds {size / 2**20:,.0f} MB, more than any radiograph "
+                                f"(limit {MAX_FILE_BYTES / 2**20:,.0f} MB); it was not read.")
         return path.read_bytes()
     except FileNotFoundError as err:
         raise FilmReadError(f"No such file: {path}.") from err
@@ -316,9 +325,9 @@ def find_film_files(paths: list[str | Path]) -> list[Path]:
     """Expand files and folders (walked recursively) into a sorted list of film paths.
 
     Files named directly are kept whatever their ending; inside folders only files
-    with a film ending (or none, as DICOM exports often have) are picked up. Hidden
-    files, and everything inside hidden folders (``.git``, ``.ipynb_checkpoints``),
-    are skipped.
+    with a film ending (or none, as DICOM exports often have) are picked up, but not a
+    DICOM export's index (``DICOMDIR``). Hidden files, and everything inside hidden
+    folders (``.git``, ``.ipynb_checkpoints``), are skipped.
 
     Args:
         paths: files and folders, in the order they should be listed.
@@ -339,7 +348,7 @@ def find_film_files(paths: list[str | Path]) -> list[Path]:
             continue
         for child in sorted(path.rglob("*")):
             hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
-            if not hidden and child.is_file() and (
+            if not hidden and child.is_file() and child.name.lower() not in INDEX_FILE_NAMES and (
                 child.suffix.lower() in FILM_SUFFIXES or child.suffix == ""
             ):
                 found.append(child)

@@ -36,6 +36,19 @@ def test_a_multiframe_dicom_says_only_the_first_frame_was_read(gray):
     assert any("3 frames" in note and "first" in note for note in film.notes), film.notes
 
 
+def test_a_grey_dicom_without_its_photometric_interpretation_reads_as_monochrome2(gray):
+    import io
+
+    import pydicom
+
+    dataset = pydicom.dcmread(io.BytesIO(encode_dicom(gray)))
+    del dataset.PhotometricInterpretation
+    buffer = io.BytesIO()
+    dataset.save_as(buffer)
+    film = read_film(buffer.getvalue())
+    np.testing.assert_allclose(film.pixels, read_film(encode_dicom(gray)).pixels)
+
+
 # ---------------------------------------------------------------------------------------
 # Display: modality LUT, then the first window, else the VOI LUT, else the full range.
 # ---------------------------------------------------------------------------------------

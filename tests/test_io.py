@@ -286,6 +286,15 @@ def test_a_folder_path(tmp_path):
     assert_one_sentence(str(raised.value))
 
 
+def test_a_file_larger_than_any_radiograph_is_not_read(tmp_path):
+    film = tmp_path / "huge.dcm"
+    with film.open("wb") as out:  # sparse: 600 MB on paper, nothing on disk
+        out.truncate(600 * 2**20)
+    with pytest.raises(FilmReadError, match=r"holds 600 MB, more than any radiograph \(limit 512 MB\)") as raised:
+        read_film(film)
+    assert_one_sentence(str(raised.value))
+
+
 def with_claimed_size(data: bytes, fmt: str, width: int, height: int) -> bytes:
     """A real small JPEG or BMP whose header is edited to claim width x height pixels."""
     buffer = bytearray(data)
@@ -373,6 +382,7 @@ def test_find_film_files_walks_folders_and_keeps_named_files(tmp_path):
         "set/NORMAL/deeper/b.PNG",
         "set/PNEUMONIA/c.dcm",
         "set/PNEUMONIA/export0001",  # DICOM exports often have no ending
+        "set/DICOMDIR",  # the export's index, not a film
         "set/notes.txt",
         "set/.hidden.jpeg",
         "set/._a.jpeg",  # macOS resource fork
