@@ -55,6 +55,12 @@ def test_pdf_is_one_page_with_the_facts():
         assert fact in text, fact
 
 
+def test_pdf_names_the_film_it_is_about_and_only_when_named():
+    assert "Film" in _page_text(pdf.case_report_pdf(_case(source="ward3-bed12.png")))
+    assert "ward3-bed12.png" in _page_text(pdf.case_report_pdf(_case(source="ward3-bed12.png")))
+    assert "Film " not in _page_text(pdf.case_report_pdf(_case()))
+
+
 def test_pdf_of_a_film_read_as_normal_says_its_map_is_no_finding():
     normal = _page_text(pdf.case_report_pdf(_case(p_pneumonia=0.05)))
     assert "not a finding" in normal and "No pneumonia detected" in normal

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import PurePath
 
 import numpy as np
 
@@ -138,5 +139,5 @@ def case_report(view: FilmView, item: Assessment, classifier: Classifier,
         pattern=item.pattern if item.p_bacterial is not None else "",
         p_bacterial=item.p_bacterial if item.pattern else None,
         subtype_threshold=classifier.subtype.threshold if item.pattern and classifier.subtype is not None else None,
-        map_target=view.target,
+        map_target=view.target, source=PurePath(item.source).name,
     )

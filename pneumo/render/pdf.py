@@ -74,6 +74,8 @@ class CaseReport:
         p_bacterial: the subtype model's calibrated P(bacterial | pneumonia), with a pattern only.
         subtype_threshold: the subtype model's threshold (bacterial at or above), with a pattern only.
         map_target: what the overlay explains: ``"pneumonia"`` or ``"subtype"`` (the bacterial pattern).
+        source: which film this is, as the user named it (the uploaded file's name), printed first;
+            "" for none.
     """
 
     film: np.ndarray | None
@@ -95,6 +97,7 @@ class CaseReport:
     p_bacterial: float | None = None
     subtype_threshold: float | None = None
     map_target: str = "pneumonia"
+    source: str = ""
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -139,7 +142,8 @@ def case_report_pdf(report: CaseReport) -> bytes:
 
 
 def _facts(report: CaseReport) -> list[tuple[str, str]]:
-    facts = [("P(pneumonia)", format_probability(report.p_pneumonia))]
+    facts = [("Film", report.source)] if report.source else []
+    facts.append(("P(pneumonia)", format_probability(report.p_pneumonia)))
     if report.interval is not None:
         low, high = report.interval
         facts.append(("10-90% interval", f"{format_probability(low)} to {format_probability(high)} "
