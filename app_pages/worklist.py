@@ -8,6 +8,8 @@ runs here. Opening a result and downloading its report are written to the audit 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import streamlit as st
 
@@ -94,15 +96,19 @@ def worklist_ui(folder: str, order: str) -> None:
         st.markdown(f"**Not assessed** ({len(worklist.refused)}): outside what the model was made for, "
                     "or unreadable; each has a structured report in its study saying why.")
         st.dataframe(pd.DataFrame([{"received": r.received.replace("T", " ")[:19],
+                                    **({"accession": r.accession or ""} if worklist.accession_kept else {}),
                                     "result": r.result_status, "reason": r.reason or ""} for r in worklist.refused]),
                      key="worklist_refused", hide_index=True, width="stretch",
-                     column_config={"received": "Received", "result": "Result", "reason": "Reason"})
+                     column_config={"received": "Received", "accession": "Accession", "result": "Result",
+                                    "reason": "Reason"})
 
 
 def result_ui(folder: str, row_id: str, user: str) -> None:
     """One row's stored result: verdict, bars, pattern, checks, film and overlay if kept, PDF."""
     try:
         result, film, overlay = load_result(folder, row_id)
+        # the table's selection is cleared once a row opens: the heading says which film this is
+        label = next((row.label_words for row in read_worklist(folder, ORDER_NEWEST).rows if row.id == row_id), "")
     except WorklistError as err:
         st.warning(str(err), icon=":material/warning:")
         return
@@ -115,7 +121,7 @@ def result_ui(folder: str, row_id: str, user: str) -> None:
                      "is not shown; ask the operator to fix it.", icon=":material/block:")
             st.session_state.pop(OPEN_KEY, None)
             return
-    st.subheader("Result")
+    st.subheader(f"Result: film {label}" if label else "Result")
     if result.p_pneumonia is None:
         st.warning(f"Not assessed: {result.message}", icon=":material/warning:")
         return
@@ -141,15 +147,15 @@ def result_ui(folder: str, row_id: str, user: str) -> None:
     images_ui(result, film, overlay)
     st.caption(f"Model {result.model_name}, version {result.model_version}; stored when the listener read "
                "the film (the model did not run again for this view).")
-    st.download_button("Case report (PDF)", lambda: report_pdf(log, user, row_id, result, film, overlay),
+    st.download_button("Case report (PDF)", lambda: report_pdf(log, user, row_id, result, film, overlay, label),
                        file_name=f"pneumo-{row_id[:12]}-report.pdf", mime="application/pdf",
                        icon=":material/picture_as_pdf:", key="worklist_report", on_click="ignore")
 
 
-def report_pdf(log, user: str, row_id: str, result: StoredResult, film, overlay) -> bytes:
+def report_pdf(log, user: str, row_id: str, result: StoredResult, film, overlay, label: str = "") -> bytes:
     """The PDF of a stored result, made on request and written to the audit log."""
     log.record(user, DOWNLOADED_PDF, row_id)
-    return pdf.case_report_pdf(result.case_report(film, overlay))
+    return pdf.case_report_pdf(replace(result.case_report(film, overlay), source=label))
 
 
 def images_ui(result: StoredResult, film, overlay) -> None:

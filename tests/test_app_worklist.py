@@ -122,6 +122,7 @@ def test_an_opened_row_shows_its_stored_result_without_the_model_and_is_audited(
     assert f"P(pneumonia) = **{format_probability(stored.p_pneumonia)}**" in shown
     assert "did not run again" in shown and "secondary capture" in shown  # no images were kept
     assert "Case report (PDF)" in [b.label for b in at.get("download_button")]
+    assert any(h.value.startswith("Result: film received ") and "accession" not in h.value for h in at.subheader)
     (event,) = [json.loads(line) for line in (work / AUDIT_FILE).read_text().splitlines()]
     assert event["user"] == "local (no sign-in)" and event["action"] == OPENED and event["result"] == row_id
     at.run()  # a rerun of the same view is not a second opening
@@ -148,5 +149,7 @@ def test_kept_images_and_accession_numbers_are_shown(tmp_path, classifier, monke
     assert list(at.dataframe[0].value["accession"]) == ["ACC-0"]
     at.session_state[OPEN_KEY] = row_id
     at.run()
+    (heading,) = [h.value for h in at.subheader if h.value.startswith("Result")]
+    assert heading.startswith("Result: film received ") and heading.endswith(" UTC, accession ACC-0")
     captions = [c for image in at.image for c in image.captions]
     assert "The film as the model saw it" in captions and any("Grad-CAM" in c for c in captions)

@@ -151,6 +151,13 @@ class WorklistRow:
     verdict: str = ""
 
     @property
+    def label_words(self) -> str:
+        """Which film this is, for the opened result and its PDF: when it came, and its accession
+        number when the operator kept it (``received 2026-12-07 10:11:28 UTC, accession A-2``)."""
+        words = f"received {self.received.replace('T', ' ')[:19]} UTC"
+        return f"{words}, accession {self.accession}" if self.accession else words
+
+    @property
     def refused(self) -> bool:
         """Done, but refused or unreadable: listed apart, with its reason."""
         return self.status == STATUS_DONE and self.result_status not in (None, STATUS_OK)
