@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 
 import pytest
 
@@ -69,6 +70,24 @@ def test_a_rerun_skips_what_is_on_file_and_scores_a_changed_file_again(tmp_path,
     rows = ResultsFile(out, MODEL).rows()
     assert sorted(row["path"] for row in rows) == films  # each film exactly once
     assert {row["path"]: row["p_pneumonia"] for row in rows}[films[0]] == "0.7500"
+
+
+def test_a_rerun_finds_a_films_row_however_its_path_is_spelt(tmp_path, films, monkeypatch):
+    out = tmp_path / "results.csv"
+    first = ResultsFile(out, MODEL)
+    first.append([row_for(path, open(path, "rb").read()) for path in films])  # absolute paths
+    first.finish()
+    monkeypatch.chdir(tmp_path)
+    relative = [os.path.relpath(path) for path in films]  # "film0.png", as typed from the folder
+    assert relative[0] == "film0.png"
+    plan = ResultsFile(out, MODEL).plan(relative)
+    assert (plan.todo, plan.skipped) == ([], 3)
+    with open(films[1], "wb") as handle:
+        handle.write(b"changed")
+    again = ResultsFile(out, MODEL)
+    plan = again.plan(relative)
+    assert plan.todo == plan.changed == ["film1.png"]
+    assert sorted(row["path"] for row in again.rows()) == [films[0], films[2]]  # the old spelling's row is gone
 
 
 def test_a_csv_results_file_is_readable_after_every_batch_and_a_torn_last_line_is_cut(tmp_path, films):

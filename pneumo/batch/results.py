@@ -169,22 +169,27 @@ class ResultsFile:
         A film whose row's checksum matches its file now is skipped; a film whose file changed
         is scored again and its old row dropped (the file is rewritten without it, atomically);
         a film whose file is gone keeps its row. Reads (hashes) only the films that have a row.
+        A film's row is found however its path is spelt (``small/a.dcm`` from the folder above
+        or ``/data/small/a.dcm``), as long as both name the same place from here.
         """
         plan = ResumePlan(todo=[])
+        by_place = {os.path.abspath(spelt): spelt for spelt in self._rows}
+        stale = []
         for path in paths:
-            row = self._rows.get(path)
-            if row is None:
+            spelt = path if path in self._rows else by_place.get(os.path.abspath(path))
+            if spelt is None:
                 plan.todo.append(path)
                 continue
             now = file_sha256(path)
-            if now is None or now == row["sha256"]:
+            if now is None or now == self._rows[spelt]["sha256"]:
                 plan.skipped += 1
             else:
                 plan.changed.append(path)
                 plan.todo.append(path)
-        if plan.changed:
-            for path in plan.changed:
-                del self._rows[path]
+                stale.append(spelt)
+        if stale:
+            for spelt in stale:
+                del self._rows[spelt]
             self._rewrite_journal()
         return plan
 
