@@ -3,13 +3,15 @@
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from pneumo.cli import main
+from pneumo.cli import EXIT_BROKEN_PIPE, main
 
 
 @pytest.fixture
@@ -48,6 +50,30 @@ def test_predict_csv_contract_with_a_broken_file_mid_batch(use_tiny_store, tmp_p
     assert rows[1]["p_pneumonia"] == "" and "not an image" in rows[1]["message"]
     assert rows[2]["path"].endswith("nested/c.jpeg") and rows[2]["label"] in ("NORMAL", "PNEUMONIA")
     assert sorted(p.name for p in folder.rglob("*")) == before  # nothing written beside the films
+
+
+def test_a_file_name_that_is_not_utf8_gets_its_row_and_the_batch_goes_on(use_tiny_store, tmp_path, normal_film):
+    folder = tmp_path / "share"
+    folder.mkdir()
+    latin = os.fsdecode(b"M\xfcller.jpeg")  # a Latin-1 name from an old file share
+    shutil.copy(normal_film, folder / latin)
+    shutil.copy(normal_film, folder / "plain.jpeg")
+    out = tmp_path / "rows.csv"
+    assert main(["predict", str(folder), "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))  # the file is plain UTF-8
+    assert sorted(Path(r["path"]).name for r in rows) == ["M\\xfcller.jpeg", "plain.jpeg"]
+    assert {r["status"] for r in rows} == {"ok"}
+    assert main(["predict", str(folder), "--out", str(out)]) == 0  # a rerun finds both rows
+    assert len(list(csv.DictReader(out.open(encoding="utf-8")))) == 2
+
+
+def test_predict_into_a_closed_pipe_stops_quietly(use_tiny_store, normal_film):
+    reader = subprocess.Popen([sys.executable, "-m", "pneumo", "predict", str(normal_film)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader.stdout.close()  # as `| head` does once it has what it wants
+    _, errors = reader.communicate(timeout=120)
+    assert reader.returncode == EXIT_BROKEN_PIPE
+    assert b"Traceback" not in errors and b"BrokenPipeError" not in errors
 
 
 def test_predict_prints_csv_to_stdout(use_tiny_store, normal_film, capsys):
@@ -135,7 +161,7 @@ OPTIONS = {
     "fit-guard": ["--data", "--limit", "--max-train", "--model", "--per-kind", "--seed"],
     "train-subtype": ["--data", "--epochs", "--learning-rate", "--model", "--run-dir", "--seed", "--ship-below-floor"],
     "dicom-listener": ["--ae-title", "--allow", "--forward", "--host", "--keep-accession", "--keep-overlays",
-                       "--model", "--port", "--site", "--work-dir"],
+                       "--model", "--port", "--retry-delay", "--site", "--work-dir"],
     "export": ["--format", "--model", "--out"],
 }
 """Every command and its options, as users and scripts know them."""

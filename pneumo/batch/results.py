@@ -176,7 +176,8 @@ class ResultsFile:
         by_place = {os.path.abspath(spelt): spelt for spelt in self._rows}
         stale = []
         for path in paths:
-            spelt = path if path in self._rows else by_place.get(os.path.abspath(path))
+            key = printable(path)  # how the row wrote it
+            spelt = key if key in self._rows else by_place.get(os.path.abspath(key))
             if spelt is None:
                 plan.todo.append(path)
                 continue
@@ -250,9 +251,15 @@ class ResultsFile:
             raise ResultsError(f"The results file {self.path} cannot be written ({err.strerror or err}).") from err
 
 
+def printable(text: str) -> str:
+    """``text`` as any UTF-8 reader takes it: a file name's bytes that are not UTF-8 (a Latin-1
+    ``M\xfcller.jpeg`` from an old share, which Python holds as surrogates) written as ``\xfc``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _clean(row: dict) -> dict:
-    """The row's values as single-line strings (a line break would tear a row on resume)."""
-    return {name: " ".join(str(row.get(name, "") or "").splitlines()) for name in RESULT_FIELDS}
+    """The row's values as printable single-line strings (a line break would tear a row on resume)."""
+    return {name: printable(" ".join(str(row.get(name, "") or "").splitlines())) for name in RESULT_FIELDS}
 
 
 def _truncate(path: Path, size: int) -> None:

@@ -11,6 +11,7 @@ fit-guard, calibrate-site), ``measuring`` (profile, bench, explain-eval) and
 
 from __future__ import annotations
 
+import os
 import sys
 
 from pneumo.cli.common import EXIT_USAGE, UserError
@@ -19,7 +20,11 @@ from pneumo.environment import quiet_tensorflow
 from pneumo.io import FilmReadError
 from pneumo.store import ModelStoreError
 
-__all__ = ["EXIT_USAGE", "UserError", "build_parser", "main"]
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_USAGE", "UserError", "build_parser", "main"]
+
+
+EXIT_BROKEN_PIPE = 141
+"""The exit status of a command whose reader closed the pipe (128 + SIGPIPE, as the shell reports it)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,3 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"pneumo {args.command}: interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader left (``| head``): stop quietly as other Unix tools do, and keep Python's
+        # exit-time flush of stdout from raising the same error again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
