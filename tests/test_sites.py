@@ -110,6 +110,12 @@ def test_calibrate_site_writes_a_file_that_round_trips(calibrated, loaded, label
     assert record["figures"]["after"]["threshold"] == site.threshold
     assert record["created"].endswith("+00:00")
     assert sites.list_sites(loaded) == ["north"]
+    # 50 pneumonia films: even 50 of 50 caught has a lower 95% bound of 0.93, so the bound cannot be
+    # promised, and neither the record nor the summary may claim it
+    assert metrics.wilson_lower_bound(PER_CLASS, PER_CLASS) < 0.95
+    assert record["bound_met"] is False and record["threshold_rule"] == sites.OBSERVED_RULE
+    assert "too few pneumonia films for the lower 95% bound of sensitivity to reach 0.95" in printed
+    assert "chosen so that the lower 95% bound" not in printed
 
 
 def test_calibration_never_changes_the_model_file_or_its_card(calibrated):
@@ -277,6 +283,10 @@ def test_fit_site_recovers_the_temperature_and_keeps_sensitivity():
     assert after["ece"]["value"] < before["ece"]["value"]
     assert after["roc_auc"]["value"] == pytest.approx(before["roc_auc"]["value"])  # a temperature keeps the order
     assert after["sensitivity"]["value"] >= 0.9
+    positives = p_site[labels == 1]
+    caught = int((positives >= fitted["threshold"]).sum())
+    assert fitted["bound_met"] is (metrics.wilson_lower_bound(caught, positives.size) >= 0.9)
+    assert fitted["bound_met"]  # about 200 pneumonia films: the margin is reachable
     assert fitted["bootstrap"]["patients"] == 200
     assert after["sensitivity"]["low"] < after["sensitivity"]["value"] < after["sensitivity"]["high"]
 

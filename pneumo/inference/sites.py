@@ -231,8 +231,10 @@ def fit_site(labels: np.ndarray, p_model: np.ndarray, patients: Sequence[str], m
         seed: the bootstrap's seed.
 
     Returns:
-        ``temperature``, ``threshold``, ``figures`` ({"before": ..., "after": ...}, see
-        :func:`figures_with_intervals`) and ``bootstrap`` (how the intervals were made).
+        ``temperature``, ``threshold``, ``bound_met`` (whether the lower 95% bound of sensitivity
+        reaches ``min_sensitivity`` at it, or only the observed sensitivity does), ``figures``
+        ({"before": ..., "after": ...}, see :func:`figures_with_intervals`) and ``bootstrap``
+        (how the intervals were made).
     """
     labels = np.asarray(labels).astype(int)
     logits = raw_logits(p_model, model_temperature)
@@ -245,6 +247,7 @@ def fit_site(labels: np.ndarray, p_model: np.ndarray, patients: Sequence[str], m
     after = figures_with_intervals(labels, p_site, threshold, weights=weights)
     return {
         "temperature": float(temperature), "threshold": float(threshold),
+        "bound_met": metrics.sensitivity_bound_met(labels, p_site, threshold, min_sensitivity),
         "figures": {"before": {"temperature": float(model_temperature), **before},
                     "after": {"temperature": float(temperature), **after}},
         "bootstrap": {"resamples": int(resamples), "seed": int(seed), "grouped_by": "patient",
@@ -337,8 +340,8 @@ def calibrate_site(loaded: LoadedModel, root: str | Path, name: str,
         "temperature": fitted["temperature"],
         "threshold": fitted["threshold"],
         "min_sensitivity": float(min_sensitivity),
-        "threshold_rule": "highest Youden index among thresholds whose 95% lower (Wilson) bound of "
-                          "sensitivity meets min_sensitivity (pneumo.stats.metrics.choose_threshold)",
+        "threshold_rule": (BOUND_RULE if fitted["bound_met"] else OBSERVED_RULE),
+        "bound_met": fitted["bound_met"],
         "films": {"found": found, "used": used, "refused_by_guard": refused, "unreadable": unreadable,
                   "guard_checked": classifier.guard is not None,
                   "patients": fitted["bootstrap"]["patients"]},
@@ -348,6 +351,12 @@ def calibrate_site(loaded: LoadedModel, root: str | Path, name: str,
         "data_manifest_sha256": data.manifest_sha256(records, root),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+BOUND_RULE = ("highest Youden index among thresholds whose 95% lower (Wilson) bound of sensitivity meets "
+              "min_sensitivity (pneumo.stats.metrics.choose_threshold)")
+OBSERVED_RULE = ("highest threshold whose observed sensitivity meets min_sensitivity: no threshold's 95% lower "
+                 "(Wilson) bound could, with this few pneumonia films (pneumo.stats.metrics.choose_threshold)")
 
 
 def format_summary(record: dict) -> str:
@@ -360,8 +369,12 @@ def format_summary(record: dict) -> str:
                f"guard{'' if films.get('guard_checked', True) else ' (the model has none)'}, "
                f"{films['unreadable']} unreadable, left out",
              f"temperature {before['temperature']:.3f} -> {after['temperature']:.3f}; threshold "
-             f"{before['threshold']:.4f} -> {after['threshold']:.4f} (chosen so that the lower 95% bound "
-             f"of sensitivity is at least {record['min_sensitivity']:g})", "",
+             f"{before['threshold']:.4f} -> {after['threshold']:.4f} " + (
+                 f"(chosen so that the lower 95% bound of sensitivity is at least {record['min_sensitivity']:g})"
+                 if record.get("bound_met", True) else
+                 f"(too few pneumonia films for the lower 95% bound of sensitivity to reach "
+                 f"{record['min_sensitivity']:g} at any threshold, so chosen so that the observed sensitivity "
+                 "is at least that; more pneumonia films give the margin)"), "",
              f"{'':<13}{'model operating point':>26}{'site calibration':>26}"]
     labels = {"roc_auc": "ROC AUC", "sensitivity": "sensitivity", "specificity": "specificity",
               "accuracy": "accuracy", "ece": "ECE"}

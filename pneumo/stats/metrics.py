@@ -97,6 +97,15 @@ def choose_threshold(labels: np.ndarray, probs: np.ndarray, min_sensitivity: flo
     return float(positives[int(np.argmax(youden))])  # argmax takes the first: the lowest threshold
 
 
+def sensitivity_bound_met(labels: np.ndarray, probs: np.ndarray, threshold: float, min_sensitivity: float) -> bool:
+    """Whether the lower 95% (Wilson) bound of sensitivity at ``threshold`` reaches ``min_sensitivity``
+    (it cannot with few pneumonia films: :func:`choose_threshold` then keeps to the observed one)."""
+    labels, probs = np.asarray(labels).astype(int), np.asarray(probs, dtype=float)
+    positives = probs[labels == 1]
+    return bool(positives.size) and wilson_lower_bound(int((positives >= threshold).sum()),
+                                                       positives.size) >= min_sensitivity
+
+
 def evaluate(labels: np.ndarray, probs: np.ndarray, threshold: float,
              subtypes: Sequence[str | None] | None = None) -> dict:
     """All the figures a model card and ``pneumo evaluate`` report.
