@@ -87,6 +87,7 @@ def test_a_destination_that_never_answers_the_connect_fails_within_the_timeout(t
     (["--forward", "h:104:PACS", "--port", "0"], "--port must be a number"),
     (["--forward", "h:104:PACS", "--ae-title", "X" * 17], "--ae-title must be 1 to 16"),
     (["--forward", "h:104:PACS", "--model", "nope"], "Unknown model 'nope'"),
+    (["--forward", "h:104:PACS", "--work-dir", "/proc/pneumo-work"], "--work-dir /proc/pneumo-work: /proc is not a writable folder"),
 ])
 def test_the_listener_command_refuses_bad_options_in_one_sentence(arguments, words, tmp_path, capsys):
     assert main(["dicom-listener", "--work-dir", str(tmp_path / "work"), *arguments]) == 2

@@ -151,11 +151,12 @@ def check_ray_address(address: str, timeout: float = 5.0) -> None:
                           "'ray start --head' there, or leave out --address to run Ray on this machine.") from err
 
 
-def start_ray(address: str | None, workers: int, verbose: bool = False) -> int:
+def start_ray(address: str | None, workers: int | None, verbose: bool = False) -> int:
     """Join the Ray cluster at ``address``, or start one on this machine; returns the workers to use.
 
-    On this machine Ray gets ``workers`` logical CPUs for the actors and one more for reading
-    (Ray Data starves the read tasks when the actors hold every CPU).
+    On this machine Ray gets ``workers`` logical CPUs (default: this machine's) for the actors
+    and one more for reading (Ray Data starves the read tasks when the actors hold every CPU).
+    On a cluster, ``workers`` None takes one actor per cluster CPU, less one for the reads.
     """
     if not verbose:
         # Ray Data logs each run's plan at INFO; it reads the level when the first run starts.
@@ -175,6 +176,7 @@ def start_ray(address: str | None, workers: int, verbose: bool = False) -> int:
             raise EngineError(f"Could not join the Ray cluster at {address}: {one_line(err)}.") from err
         # Leave one CPU of the cluster for the read tasks.
         return workers or max(1, int(ray.cluster_resources().get("CPU", 2)) - 1)
+    workers = workers or os.cpu_count() or 1
     ray.init(num_cpus=workers + 1, object_store_memory=512 * 2**20, **options)
     return workers
 

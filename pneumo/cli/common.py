@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
-import os
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -70,6 +70,13 @@ def require_at_least(option: str, value: int | None, least: int) -> None:
         raise UserError(f"{option} must be at least {least}, got {value}.")
 
 
+def require_counts(args, *counts: tuple[str, str, int]) -> None:
+    """Reject any given count below its least, before any work: ``("--folds", "k", 2)`` is the
+    option, its ``args`` name and the least it may be (an option not given is the owner's default)."""
+    for option, name, least in counts:
+        require_at_least(option, getattr(args, name, None), least)
+
+
 def require_classes(records: Sequence, where, classes: Sequence[str] | None = None, why: str = "") -> None:
     """Reject a set of films that lacks one of ``classes`` (default: both) before any is decoded."""
     from pneumo.data import CLASSES
@@ -92,7 +99,7 @@ def require_writable_file(path: str | None, option: str) -> None:
     folder = target.parent
     if not folder.is_dir():
         raise UserError(f"{option} {path}: no such folder {folder}.")
-    if not os.access(folder, os.W_OK):
+    if not _can_create_in(folder):
         raise UserError(f"{option} {path}: the folder {folder} is not writable.")
 
 
@@ -102,8 +109,18 @@ def require_writable_folder(path: str | Path, option: str) -> None:
     if target.exists() and not target.is_dir():
         raise UserError(f"{option} {path} is a file; name a folder.")
     existing = next(p for p in (target, *target.parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
+    if not existing.is_dir() or not _can_create_in(existing):
         raise UserError(f"{option} {path}: {existing} is not a writable folder.")
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can be made in ``folder``: tried (and removed), since ``os.access`` says yes
+    to root everywhere, /proc and read-only mounts included."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def stored_model(name: str | None):

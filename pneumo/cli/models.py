@@ -14,6 +14,7 @@ from pneumo.cli.common import (
     model_split,
     require_at_least,
     require_classes,
+    require_counts,
     require_data_folder,
     require_fraction,
     require_model,
@@ -33,6 +34,8 @@ def run_train(args) -> int:
     from pneumo import data
     from pneumo.modeling.models import ARCHITECTURES
 
+    require_counts(args, ("--epochs", "epochs", 1), ("--batch-size", "batch_size", 1), ("--limit", "limit", 1),
+                   ("--width", "width", 1))
     require_data_folder(args.data)
     require_classes(data.find_films(args.data, splits=("train", "val")), args.data)
     architecture = getattr(args, "architecture", None)
@@ -93,6 +96,8 @@ def run_train_cv(args) -> int:
     """Train the folds of each scheme (resuming finished ones) and assemble the shipped ensemble."""
     from pneumo import data, folds
 
+    require_counts(args, ("--epochs", "epochs", 1), ("--folds", "k", 2), ("--resamples", "resamples", 1),
+                   ("--width", "width", 1))
     require_data_folder(args.data)
     if hasattr(args, "min_sensitivity"):
         require_fraction("--min-sensitivity", args.min_sensitivity)
@@ -158,6 +163,7 @@ def run_fit_guard(args) -> int:
 
     require_data_folder(args.data)
     require_at_least("--limit", args.limit, 10)
+    require_counts(args, ("--max-train", "max_train", 1), ("--per-kind", "per_kind", 1))
     on_file = require_model(args.model)
     train_records, val_records = model_split(on_file.card, args.data)
     if args.limit is not None:
@@ -183,6 +189,7 @@ def run_train_subtype(args) -> int:
     from pneumo.training.subtype import (SubtypeConfig, assemble, destination, finished_folds, shortfalls,
                                          train_subtype_folds)
 
+    require_counts(args, ("--epochs", "epochs", 1))
     require_data_folder(args.data)
     on_file = require_model(args.model)
     if "out_of_fold" not in on_file.card or "ensemble" not in on_file.card:

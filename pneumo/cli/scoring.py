@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -92,7 +91,7 @@ def score_predict(args, spec, todo, results, progress) -> None:
         import ray
 
         try:
-            workers = engines.start_ray(args.address, args.workers or os.cpu_count() or 1, args.verbose)
+            workers = engines.start_ray(args.address, args.workers, args.verbose)
             progress.note(f"scoring on {workers} Ray workers" + (f" at {args.address}" if args.address else ""))
             engines.run_ray(spec, todo, results, advance, workers, batch_size)
         finally:
