@@ -326,7 +326,7 @@ def test_every_shipped_example_is_read_correctly(shipped_rows):
             assert item.status == STATUS_OK and item.label == example.label, example.name
             assert row["p_pneumonia"] == item.p_pneumonia
     rotated = next(item for e, item in zip(examples, items) if e.kind == "rotated")
-    assert "rotated" in rotated.message
+    assert "turned by 90 degrees" in rotated.message
 
 
 def test_the_training_copies_carry_their_out_of_fold_probability(shipped_rows, card):
