@@ -14,6 +14,9 @@ def format_evaluation(figures: dict) -> str:
     lines = [f"model {figures['model']}{site} on {figures['n']} films of {figures['data']}", "",
              f"{'':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
     for name, row in figures["per_class"].items():
+        if not row["support"]:  # no films of the class: its recall (and so f1) is undefined, not 0
+            lines.append(f"{name:<12}{row['precision']:>10.3f}{'n/a':>10}{'n/a':>10}{row['support']:>10d}")
+            continue
         lines.append(f"{name:<12}{row['precision']:>10.3f}{row['recall']:>10.3f}"
                      f"{row['f1-score']:>10.3f}{row['support']:>10d}")
     tn, fp = figures["confusion_matrix"][0]
@@ -32,7 +35,7 @@ def format_evaluation(figures: dict) -> str:
               f"Brier        {fmt(figures['brier'])}",
               f"confusion    TN {tn}  FP {fp}  FN {fn}  TP {tp}"]
     for subtype, row in figures.get("recall_by_subtype", {}).items():
-        lines.append(f"recall {subtype:<6}{row['recall']:.4f} ({row['support']} films)")
+        lines.append(f"{'recall ' + subtype:<12} {row['recall']:.4f} ({row['support']} films)")
     if figures["unreadable"]:
         lines.append(f"{len(figures['unreadable'])} films could not be read and were left out")
     if figures.get("rejected_out_of_scope"):
