@@ -120,6 +120,13 @@ def folds_sha256(records: Sequence[FilmRecord], folds: np.ndarray) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
+def trained_on_names(card: dict) -> set[str]:
+    """``CLASS/file name`` of every film a cross-validated ensemble learned from (each member saw all
+    but one fold), from its card's out-of-fold list; empty for a card without one."""
+    films = (card.get("out_of_fold") or {}).get("films") or []
+    return {name.split("/", 1)[-1] for name in films}
+
+
 def held_out_records(card: dict, data_dir: str | Path) -> tuple[list[FilmRecord], np.ndarray]:
     """The films a model was checked on, recovered from its card and checked against it.
 

@@ -115,6 +115,19 @@ def test_evaluate_reports_the_literature_table(use_tiny_store, small_split, tmp_
         assert key in figures
     printed = capsys.readouterr().out
     assert "precision" in printed and "ROC AUC" in printed
+    assert figures["training_films"] == 0 and "carry the names" not in printed  # the tiny card lists none
+
+
+def test_evaluate_on_films_the_shipped_ensemble_learned_from_says_its_figures_are_in_sample(
+        small_split, tmp_path, capsys, monkeypatch):
+    from pneumo import store
+
+    monkeypatch.setenv("PNEUMO_MODEL_STORE", str(store.REPO_STORE))
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--data", str(small_split), "--json", str(out)]) == 0  # 12 copies of training films
+    assert json.loads(out.read_text())["training_films"] == 12
+    assert ("12 of these 12 films carry the names of films the model learned from: on them these figures are "
+            "in-sample (optimistic)") in capsys.readouterr().out
 
 
 def test_evaluate_uses_the_test_split_of_a_kaggle_root(use_tiny_store, small_split, tmp_path):

@@ -111,7 +111,7 @@ def run_evaluate(args) -> int:
     require_writable_file(args.json_out, "--json")
     require_model(args.model, args.site)
 
-    from pneumo import data
+    from pneumo import data, folds
     from pneumo.inference.predict import STATUS_OK, STATUS_REJECTED
     from pneumo.render.terminal import format_evaluation
     from pneumo.stats import metrics
@@ -140,8 +140,11 @@ def run_evaluate(args) -> int:
         raise UserError(f"None of the {len(records)} films in {args.data} could be read.")
     figures = metrics.evaluate(data.labels_of(kept), probs, classifier.threshold,
                                [r.subtype for r in kept])
+    learned = folds.trained_on_names(classifier.loaded.card)
     figures = {"model": classifier.loaded.name, "model_sha256": classifier.loaded.card["sha256"],
-               "site": classifier.site_name or None, "data": str(args.data), **figures, "unreadable": errors,
+               "site": classifier.site_name or None, "data": str(args.data), **figures,
+               "training_films": sum(1 for r in kept if f"{r.class_name}/{r.path.name}" in learned),
+               "unreadable": errors,
                "rejected_out_of_scope": rejected,
                "subtype": subtype_report(classifier, named, p_bacterial)}
     progress.close("figures on stdout" + (f" and in {args.json_out}" if args.json_out else ""))

@@ -36,6 +36,10 @@ def format_evaluation(figures: dict) -> str:
               f"confusion    TN {tn}  FP {fp}  FN {fn}  TP {tp}"]
     for subtype, row in figures.get("recall_by_subtype", {}).items():
         lines.append(f"{'recall ' + subtype:<12} {row['recall']:.4f} ({row['support']} films)")
+    if figures.get("training_films"):
+        lines.append(f"{figures['training_films']} of these {figures['n']} films carry the names of films the model "
+                     "learned from: on them these figures are in-sample (optimistic); the model card's "
+                     "out-of-fold figures are the honest measure")
     if figures["unreadable"]:
         lines.append(f"{len(figures['unreadable'])} films could not be read and were left out")
     if figures.get("rejected_out_of_scope"):
