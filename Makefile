@@ -29,9 +29,11 @@ run: $(VENV)/.app-installed
 
 # Debian packages the tests drive, as command:package: Chromium for the browser tests, dcmtk's
 # encoders (dcmcjpeg, dcmcjpls, dcmconv) for the JPEG and big-endian films that
-# tests/test_dicom_encodings.py reads (pydicom itself encodes none of them), and Orthanc, the
+# tests/test_dicom_encodings.py reads (pydicom itself encodes none of them), dicom3tools'
+# dciodvfy, which checks the result objects against the standard's IODs, and Orthanc, the
 # PACS the DICOM workflow tests send films through.
-DEBIAN_TOOLS := chromium:chromium dcmcjpeg:dcmtk dcmcjpls:dcmtk dcmconv:dcmtk /usr/sbin/Orthanc:orthanc
+DEBIAN_TOOLS := chromium:chromium dcmcjpeg:dcmtk dcmcjpls:dcmtk dcmconv:dcmtk dciodvfy:dicom3tools \
+                /usr/sbin/Orthanc:orthanc
 
 debian-tools:
 	@missing=$$(for pair in $(DEBIAN_TOOLS); do \

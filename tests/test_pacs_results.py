@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import subprocess
 from dataclasses import replace
 
 import highdicom as hd
@@ -339,6 +340,29 @@ def test_the_burned_in_lines_name_the_result(shipped, overlay_case):
     assert f"operating threshold {shipped.threshold:.4f}" in lines[2]
     assert "Grad-CAM" in lines[-1] and shipped.loaded.version in lines[-2]
     assert all(line.isascii() for line in lines)
+
+
+@pytest.mark.parametrize("body_part", [None, "CHEST"])
+def test_both_result_objects_pass_dicom3tools_iod_check(shipped, overlay_case, pneumonia_dx, body_part, tmp_path):
+    """dciodvfy checks each object against its IOD; only warnings (the private coding scheme) are allowed."""
+    source, assessment, overlay = overlay_case
+    if body_part:
+        source = dcmread(io.BytesIO(film_bytes_with(pneumonia_dx, BodyPartExamined=body_part)))
+    for name, made in (("sc", results.secondary_capture(source, assessment, overlay, shipped)),
+                       ("sr", results.structured_report(source, assessment, shipped))):
+        path = tmp_path / f"{name}.dcm"
+        path.write_bytes(written(made))
+        checked = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+        errors = [line for line in checked.stderr.splitlines() if line.startswith("Error")]
+        assert checked.returncode == 0 and errors == [], (name, errors)
+    assert dcmread(tmp_path / "sc.dcm").BodyPartExamined == "CHEST"
+
+
+def film_bytes_with(data: bytes, **changes) -> bytes:
+    dataset = dcmread(io.BytesIO(data))
+    for keyword, value in changes.items():
+        setattr(dataset, keyword, value)
+    return written(dataset)
 
 
 def test_no_secondary_capture_for_a_film_that_was_not_assessed(shipped, overlay_case):

@@ -203,6 +203,9 @@ def secondary_capture(source: Dataset, assessment: Assessment, overlay_rgb: np.n
         manufacturer_model_name=classifier.loaded.name, software_versions=classifier.loaded.version)
     if not known:
         image.PatientOrientation = None  # Type 2: unknown, rather than guessed
+    # The film's body part (a chest film, or it would have been refused) lets a validator see
+    # that Laterality (Type 2C, for paired structures) is not needed.
+    image.BodyPartExamined = str(header.get("BodyPartExamined") or "") or "CHEST"
     image.BurnedInAnnotation = "YES"
     image.RecognizableVisualFeatures = "NO"
     image.ImageComments = AI_WORDS
