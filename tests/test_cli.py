@@ -362,6 +362,7 @@ def no_model_loading(monkeypatch):
     (["train-cv", "--data", "{split}", "--out", "{tmp}/m", "--min-sensitivity", "1.5"],
      "--min-sensitivity must be between 0 and 1"),
     (["fit-guard", "--data", "{split}", "--limit", "5"], "--limit must be at least 10"),
+    (["fit-guard", "--data", "{split}", "--limit", "20"], "name the model with --model"),
     (["fit-guard", "--data", "{split}", "--model", "nope"], "Unknown model 'nope'"),
     (["bench", "--runs", "0"], "--runs must be at least 1"),
     (["evaluate", "--data", "{split}", "--json", "/proc/figures.json"], "the folder /proc is not writable"),

@@ -239,7 +239,7 @@ def test_cli_fit_guard_writes_guard_and_figures(tiny_store, train_dir, tmp_path,
     card["training"] = {"split": {"val_fraction": 0.2, "seed": 0}}
     card_path.write_text(json.dumps(card))
     monkeypatch.setenv("PNEUMO_MODEL_STORE", str(root))
-    assert main(["fit-guard", "--data", str(train_dir), "--limit", "40", "--per-kind", "4"]) == 0
+    assert main(["fit-guard", "--data", str(train_dir), "--model", "tiny", "--limit", "40", "--per-kind", "4"]) == 0
     section = store.read_card("tiny", root)["guard"]
     assert (root / "tiny" / persist.GUARD_FILE).is_file()
     figures = section["out_of_scope"]

@@ -164,6 +164,9 @@ def run_fit_guard(args) -> int:
     require_data_folder(args.data)
     require_at_least("--limit", args.limit, 10)
     require_counts(args, ("--max-train", "max_train", 1), ("--per-kind", "per_kind", 1))
+    if args.limit is not None and args.model is None:
+        raise UserError("--limit fits a smoke-run guard and writes it into the model's folder: name the model "
+                        "with --model, so that the default model's guard is not replaced by mistake.")
     on_file = require_model(args.model)
     train_records, val_records = model_split(on_file.card, args.data)
     if args.limit is not None:

@@ -151,7 +151,8 @@ def add_models(commands) -> None:
                            help="training films used for fitting (a seeded draw)")
     fit_guard.add_argument("--per-kind", type=int, default=OWNER_DEFAULT,
                            help="transformed validation films per kind in the out-of-scope set")
-    fit_guard.add_argument("--limit", type=int, help="use only N training and N validation films (smoke runs)")
+    fit_guard.add_argument("--limit", type=int, help="use only N training and N validation films (smoke runs; needs --model, "
+                                "since the guard is written into that model's folder)")
     fit_guard.add_argument("--seed", type=int, default=OWNER_DEFAULT)
     fit_guard.set_defaults(handler=run_fit_guard)
 
