@@ -29,7 +29,7 @@ def explanation_controls_ui() -> tuple[str, float]:
         method = st.radio("Explanation", CAM_CHOICES, format_func=METHODS.get, horizontal=True,
                           key="cam_method",
                           help="Grad-CAM is fastest; Score-CAM does not use gradients and takes "
-                               "about a second.")
+                               "a few seconds.")
     with right:
         opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
     return method or CAM_CHOICES[0], opacity
