@@ -124,6 +124,11 @@ def test_the_headline_tiles_and_words_come_from_the_scheme_the_operating_point_w
     assert f"flags about {round(100 * tp / (tp + fn))};" in words
     assert f"clears about {round(100 * tn / (tn + fp))} and wrongly flags about {100 - round(100 * tn / (tn + fp))}" in words
     assert "shift-aware" in words and f"{point['n']:,} training films" in words
+    guard = card["guard"]["validation"]
+    assert words.endswith(f"refuse about {100 * guard['cross_fitted_rejection_rate']:.1f}% of such films "
+                          f"(cross-fitted, on {guard['n']:,} of the training films), which get "
+                          "no reading and are left to the clinician.")
+    assert model_card.guard_refusal_words({key: value for key, value in card.items() if key != "guard"}) == ""
     without = {key: value for key, value in card.items() if key != "cross_validation"}
     assert model_card.headline_tiles(without) == [] and model_card.plain_headline(without) is None
 

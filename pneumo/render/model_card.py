@@ -200,7 +200,20 @@ def plain_headline(card: dict) -> str | None:
             f"{100 - round(100 * specificity)}. Measured out of fold on {top['n']:,} training films "
             f"({SCHEME_WORDS.get(top['scheme'], top['scheme']).replace(' (', ', ').rstrip(')')}), each scored by an ensemble member that never "
             "saw that child. All of them come from the one hospital the model learned from: on new patients "
-            "elsewhere expect it to clear fewer healthy children (a site measures its own with calibrate-site).")
+            "elsewhere expect it to clear fewer healthy children (a site measures its own with calibrate-site)."
+            + guard_refusal_words(card))
+
+
+def guard_refusal_words(card: dict) -> str:
+    """A sentence (with its leading space) saying the headline reads every film while the image checks
+    refuse some in-scope films in use, from the card's guard figures; empty without them."""
+    validation = (card.get("guard") or {}).get("validation") or {}
+    rate, n = validation.get("cross_fitted_rejection_rate"), validation.get("n")
+    if rate is None or not n:
+        return ""
+    return (f" These figures count every film as read; in use the image checks also refuse about {100 * rate:.1f}% "
+            f"of such films (cross-fitted, on {n:,} of the training films), which get no "
+            "reading and are left to the clinician.")
 
 
 def _mean(rows: list[dict], key: str) -> float:
