@@ -19,7 +19,7 @@ from pneumo.evaluation import profile
 from pneumo.inference.predict import Assessment, Classifier
 from pneumo.preprocess import to_display
 from pneumo.render import demo
-from pneumo.render.wording import format_percent
+from pneumo.render.wording import format_percent, site_text
 
 SOURCES = {"examples": "Example films", "folder": "A folder on this server", "zip": "A ZIP upload"}
 SORT_KEY, PRESENT_KEY, SLIDE_KEY, OPEN_KEY = "demo_sort", "presentation", "demo_slide", "demo_open"
@@ -151,7 +151,10 @@ def move(step: int, count: int) -> None:
 
 def presentation_ui(rows: list[dict], assessments: list[Assessment], items: list, classifier: Classifier,
                     ref: caches.ModelRef) -> None:
-    """One film at a time in large type, with previous and next, for a projector."""
+    """One film at a time in large type, with previous and next, for a projector.
+
+    The sidebar is hidden here, so a site calibration in effect is named on the slide.
+    """
     st.html(PRESENTATION_CSS)
     slide = min(max(st.session_state.get(SLIDE_KEY, 0), 0), len(rows) - 1)
     row = rows[slide]
@@ -172,6 +175,8 @@ def presentation_ui(rows: list[dict], assessments: list[Assessment], items: list
     note = demo.training_film_note(row)
     if note:
         st.markdown(note)
+    if classifier.site is not None:
+        st.caption(site_text(classifier.site))
 
 
 def main() -> None:

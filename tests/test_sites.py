@@ -319,6 +319,11 @@ def test_the_app_names_the_active_site_on_every_page(tmp_path, tiny_store, monke
                                       "threshold 0.1230 in effect instead of the model's own") for c in at.caption), page
         if page == "app_pages/home.py":  # the home page's threshold is not the only one it names
             assert any(m.value.startswith("**In effect now:** Site calibration west") for m in at.markdown)
+    at.switch_page("app_pages/demo.py").run()
+    at.toggle(key="presentation").set_value(True).run()  # hides the sidebar: the slide names the site
+    assert not at.exception
+    assert any(c.value.startswith("Site calibration west (made 2026-12-01") for c in at.main.caption)
+    at.toggle(key="presentation").set_value(False).run()
     at.switch_page("app_pages/diagnose.py").run()
     at.file_uploader(key="uploader").set_value((pneumonia_film.name, pneumonia_film.read_bytes(),
                                                  "image/jpeg")).run()
