@@ -16,6 +16,7 @@ hands to outside programs).
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -333,23 +334,33 @@ def find_film_files(paths: list[str | Path]) -> list[Path]:
         paths: files and folders, in the order they should be listed.
 
     Returns:
-        The files named directly, and each folder's films in sorted order.
+        The files named directly, and each folder's films in sorted order; a file reached
+        twice (named, and inside a named folder; or a folder named twice) is listed once,
+        where it was first reached.
 
     Raises:
         FileNotFoundError: a path does not exist.
     """
     found: list[Path] = []
+    seen: set[str] = set()
+
+    def keep(path: Path) -> None:
+        where = os.path.abspath(path)
+        if where not in seen:
+            seen.add(where)
+            found.append(path)
+
     for raw in paths:
         path = Path(raw)
         if not path.exists():
             raise FileNotFoundError(f"No such file or folder: {path}")
         if path.is_file():
-            found.append(path)
+            keep(path)
             continue
         for child in sorted(path.rglob("*")):
             hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
             if not hidden and child.is_file() and child.name.lower() not in INDEX_FILE_NAMES and (
                 child.suffix.lower() in FILM_SUFFIXES or child.suffix == ""
             ):
-                found.append(child)
+                keep(child)
     return found

@@ -412,6 +412,15 @@ def test_find_film_files_in_a_folder_given_as_dot(tmp_path, monkeypatch):
     assert find_film_files(["."]) == [Path("a.jpeg")]
 
 
+def test_a_film_reached_twice_is_listed_once(tmp_path, monkeypatch):
+    for name in ("set/a.jpeg", "set/b.jpeg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    found = find_film_files(["set/b.jpeg", "set", str(tmp_path / "set"), "./set/a.jpeg"])
+    assert found == [Path("set/b.jpeg"), Path("set/a.jpeg")]
+
+
 def test_find_film_files_refuses_a_missing_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         find_film_files([tmp_path / "nowhere"])
