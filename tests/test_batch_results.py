@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 
 import pytest
 
@@ -103,6 +104,18 @@ def test_a_csv_results_file_is_readable_after_every_batch_and_a_torn_last_line_i
     resumed.append([row_for(films[2], b"z")])
     assert [row["path"] for row in read_rows(out)] == films  # parses whole, the torn bytes are gone
     assert out.read_text().count("\n") == 4
+
+
+def test_a_damaged_middle_line_is_refused_in_one_sentence_naming_it(tmp_path, films):
+    out = tmp_path / "results.csv"
+    results = ResultsFile(out, MODEL)
+    results.append([row_for(path, b"x") for path in films])
+    results.finish()
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[:2] + ["/a/torn/row.png,ok,0.12\n"] + lines[2:]))  # an edit gone wrong
+    with pytest.raises(ResultsError, match=rf"^Line 3 of {re.escape(str(out))} is damaged \(it does not have "
+                                           rf"the file's {len(RESULT_FIELDS)} columns\)"):
+        ResultsFile(out, MODEL)
 
 
 def test_a_parquet_file_is_written_whole_and_an_unfinished_run_is_taken_up(tmp_path, films):

@@ -147,7 +147,14 @@ class ResultsFile:
         if tuple(reader.fieldnames or ()) != RESULT_FIELDS:
             raise ResultsError(f"The file {self.journal} is not a results file of this version of pneumo "
                                f"(its columns are not {','.join(RESULT_FIELDS)}); name another file.")
-        return list(reader)
+        rows = []
+        for row in reader:
+            if None in row or None in row.values():  # more or fewer fields than the header
+                raise ResultsError(f"Line {reader.line_num} of {self.journal} is damaged (it does not have the "
+                                   f"file's {len(RESULT_FIELDS)} columns); mend or remove that line, or name "
+                                   "another file.")
+            rows.append(row)
+        return rows
 
     def _check_identity(self) -> None:
         models = {row["model"] for row in self._rows.values()}
