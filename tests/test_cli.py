@@ -346,6 +346,8 @@ def no_model_loading(monkeypatch):
 @pytest.mark.parametrize("argv, message", [
     (["evaluate", "--data", "{split}", "--model", "nope"], "Unknown model 'nope'"),
     (["evaluate", "--data", "{split}", "--site", "nowhere"], "Unknown site 'nowhere'"),
+    (["evaluate", "--data", "{split}", "--split", "val"], "is a split folder itself"),
+    (["evaluate", "--data", "{split}/..", "--split", "val"], "has no split folder 'val'"),
     (["predict", "{film}", "--site", "nowhere"], "Unknown site 'nowhere'"),
     (["evaluate", "--data", "{split}", "--json", "{tmp}/no/such/folder/eval.json"], "no such folder"),
     (["predict", "{film}", "--csv", "{tmp}"], "is a folder"),

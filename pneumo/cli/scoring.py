@@ -182,6 +182,11 @@ def evaluation_records(root: Path, split: str | None):
 
     require_data_folder(root)
     if split:
+        if any((root / name).is_dir() for name in data.CLASSES):
+            raise UserError(f"{root} is a split folder itself (it holds NORMAL/PNEUMONIA), so --split {split} "
+                            "does not apply: leave --split out, or name the folder above it.")
+        if not (root / split).is_dir():
+            raise UserError(f"{root} has no split folder {split!r}; name one of its splits with --split.")
         return data.find_films(root, splits=(split,))
     if (root / "test").is_dir():
         return data.find_films(root, splits=("test",))
