@@ -245,6 +245,21 @@ def stratified_sample(records: Sequence[FilmRecord], limit: int | None,
     return sorted(chosen, key=lambda r: str(r.path))
 
 
+def too_few_patients(records: Sequence[FilmRecord], k: int) -> str | None:
+    """Why ``records`` cannot fill ``k`` patient-grouped folds that each hold both classes, or None.
+
+    Each class needs at least ``k`` patients; words such as "it has 3 NORMAL patients and each
+    of the 5 needs one".
+    """
+    patients: dict[str, set[str]] = {name: set() for name in CLASSES}
+    for record in records:
+        patients.setdefault(record.class_name, set()).add(record.patient)
+    for name, held in patients.items():
+        if len(held) < k:
+            return f"it has {len(held)} {name} patients and each of the {k} needs one"
+    return None
+
+
 def _check(records: Sequence[FilmRecord], k: int) -> None:
     if k < 2:
         raise ValueError(f"at least 2 folds are needed, got {k}")

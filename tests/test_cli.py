@@ -22,11 +22,19 @@ def use_tiny_store(tiny_store, monkeypatch):
 
 @pytest.fixture(scope="module")
 def small_split(tmp_path_factory, train_dir):
-    """A split folder of 6 real films per class (copied to a temporary folder, never the repo)."""
+    """A split folder of 6 real films per class, each of another patient (copied to a temporary
+    folder, never the repo), enough for 5 patient-grouped folds."""
+    from pneumo import data
+
     root = tmp_path_factory.mktemp("split") / "test"
     for name in ("NORMAL", "PNEUMONIA"):
         (root / name).mkdir(parents=True)
-        for film in sorted((train_dir / name).iterdir())[:6]:
+    chosen: dict[str, dict[str, object]] = {"NORMAL": {}, "PNEUMONIA": {}}
+    for record in data.find_films(train_dir):
+        if len(chosen[record.class_name]) < 6:
+            chosen[record.class_name].setdefault(record.patient, record.path)
+    for name, films in chosen.items():
+        for film in films.values():
             shutil.copy(film, root / name / film.name)
     return root
 
@@ -388,6 +396,28 @@ def test_mistakes_are_refused_before_the_model_is_loaded(use_tiny_store, no_mode
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command, words", [
+    ("train", "5 patient-grouped parts (one held out for validation): it has 3 NORMAL patients and each of the 5 "
+              "needs one; give more films."),
+    ("train-cv", "5 patient-grouped folds: it has 3 NORMAL patients and each of the 5 needs one; give more films "
+                 "or fewer --folds."),
+])
+def test_too_few_patients_to_hold_out_are_refused_before_any_film_is_decoded(no_model_loading, train_dir,
+                                                                            tmp_path, monkeypatch, capsys,
+                                                                            command, words):
+    from pneumo import data
+
+    root = tmp_path / "tiny"
+    for name in ("NORMAL", "PNEUMONIA"):
+        (root / name).mkdir(parents=True)
+        for film in sorted((train_dir / name).iterdir())[:3]:
+            (root / name / film.name).symlink_to(film)
+    monkeypatch.setattr(data, "load_inputs", lambda *a, **k: pytest.fail("films were decoded"))
+    monkeypatch.chdir(tmp_path)
+    assert main([command, "--data", str(root), "--out", str(tmp_path / "m"), "--epochs", "1"]) == 2
+    assert capsys.readouterr().err.strip() == f"pneumo {command}: {root} holds too few films for {words}"
 
 
 @pytest.mark.parametrize("argv", [

@@ -16,6 +16,7 @@ from pneumo.cli.common import (
     require_classes,
     require_counts,
     require_data_folder,
+    require_enough_patients,
     require_fraction,
     require_model,
     require_writable_folder,
@@ -37,7 +38,8 @@ def run_train(args) -> int:
     require_counts(args, ("--epochs", "epochs", 1), ("--batch-size", "batch_size", 1), ("--limit", "limit", 1),
                    ("--width", "width", 1))
     require_data_folder(args.data)
-    require_classes(data.find_films(args.data, splits=("train", "val")), args.data)
+    records = data.find_films(args.data, splits=("train", "val"))
+    require_classes(records, args.data)
     architecture = getattr(args, "architecture", None)
     if architecture is not None and architecture not in ARCHITECTURES:
         raise UserError(f"Unknown architecture {architecture!r}; choose from {list(ARCHITECTURES)}.")
@@ -52,6 +54,8 @@ def run_train(args) -> int:
 
     config = TrainConfig(**given(args, field_names(TrainConfig)),
                          augment=AugmentConfig(**given(args, field_names(AugmentConfig))))
+    require_enough_patients(records, args.data, max(2, round(1 / config.val_fraction)),
+                            what="parts (one held out for validation)")
     progress = Progress("train", config.epochs, things="epochs")
     folder = train(config, log=progress.note, on_epoch=epoch_reporter(progress, config.epochs))
     card = json.loads((folder / "card.json").read_text())
@@ -117,6 +121,7 @@ def run_train_cv(args) -> int:
         raise UserError(f"--schemes must name schemes from {list(folds.SCHEMES)} and include --ship "
                         f"{ship!r}; got {','.join(schemes)!r}.")
     config = TrainConfig(**{**CROSSVAL_RECIPE, **given(args, field_names(TrainConfig))})
+    require_enough_patients(records, args.data, k, schemes, config.seed)
     todo = {scheme: k - len(crossval.finished_folds(run_dir, scheme, k)) for scheme in schemes}
     progress = Progress("train-cv", sum(todo.values()) * config.epochs, things="epochs")
     on_epoch = epoch_reporter(progress, config.epochs, held="held-out")
