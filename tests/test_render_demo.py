@@ -171,6 +171,12 @@ def test_rows_carry_an_out_of_fold_probability_only_for_a_known_training_name():
     oof = {"train/NORMAL/a.jpeg": 0.03, "train/PNEUMONIA/d.jpeg": 0.97, "c": 0.5}
     rows = gallery_rows(films, [ok(0.01), ok(0.02), ok(0.03), rejected()], THRESHOLD, CLASSES, oof)
     assert [r["p_out_of_fold"] for r in rows] == [0.03, None, None, 0.97]
+    # a copy of the training folders elsewhere (or the train folder itself as the root) is still known
+    copies = [film("a", "NORMAL", training_name="demo-set/NORMAL/a.jpeg"),
+              film("d", "PNEUMONIA", training_name="PNEUMONIA/d.jpeg"),
+              film("e", "PNEUMONIA", training_name="demo-set/NORMAL/d.jpeg")]  # another class: another film
+    rows = gallery_rows(copies, [ok(0.01), ok(0.9), ok(0.9)], THRESHOLD, CLASSES, oof)
+    assert [r["p_out_of_fold"] for r in rows] == [0.03, 0.97, None]
 
 
 def test_rows_stop_at_the_shorter_list():

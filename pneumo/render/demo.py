@@ -86,8 +86,10 @@ def gallery_rows(films: Sequence[GalleryFilm], assessments: Sequence[Assessment]
 
     Keys: ``index`` (position in ``films``), ``name``, ``title``, ``label`` (words), ``verdict``
     (words), ``colour`` (the verdict's), ``p_pneumonia`` (None unless read), ``mark`` (:data:`MARKS`), ``correct`` (bool or
-    None), ``p_out_of_fold`` (None unless it is a training film), ``training_name``, ``note``.
+    None), ``p_out_of_fold`` (None unless it carries a training film's class and name, in any folder),
+    ``training_name``, ``note``.
     """
+    by_class_and_name = {class_and_name(key): p for key, p in out_of_fold.items()}
     rows = []
     for index, (film, item) in enumerate(zip(films, assessments)):
         read = item.status == STATUS_OK and item.p_pneumonia is not None
@@ -100,10 +102,22 @@ def gallery_rows(films: Sequence[GalleryFilm], assessments: Sequence[Assessment]
             "colour": verdict.colour if verdict else NEUTRAL_COLOUR,
             "p_pneumonia": item.p_pneumonia if read else None,
             "mark": MARKS[correct], "correct": correct,
-            "p_out_of_fold": out_of_fold.get(film.training_name) if film.training_name else None,
+            "p_out_of_fold": _out_of_fold_of(film, out_of_fold, by_class_and_name),
             "training_name": film.training_name, "note": film.note,
         })
     return rows
+
+
+def _out_of_fold_of(film: GalleryFilm, out_of_fold: dict[str, float], by_class_and_name: dict[str, float]):
+    if not film.training_name:
+        return None
+    return out_of_fold.get(film.training_name, by_class_and_name.get(class_and_name(film.training_name)))
+
+
+def class_and_name(path: str) -> str:
+    """``NORMAL/x.jpeg`` of ``train/NORMAL/x.jpeg``: a training film is known by its class and file name
+    wherever its folder is (the Kermany names carry patient numbers, and patients do not cross splits)."""
+    return "/".join(path.split("/")[-2:])
 
 
 def label_words(film: GalleryFilm) -> str:
