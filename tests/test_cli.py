@@ -398,6 +398,19 @@ def test_mistakes_are_refused_before_the_model_is_loaded(use_tiny_store, no_mode
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+def test_operating_point_on_an_ensemble_says_so_before_it_looks_at_the_folder(no_model_loading, small_split,
+                                                                              monkeypatch, capsys):
+    from pneumo import store
+
+    monkeypatch.setenv("PNEUMO_MODEL_STORE", str(store.REPO_STORE))
+    name = store.default_model_name(store.REPO_STORE)
+    assert main(["operating-point", "--data", str(small_split)]) == 2  # not the ensemble's training folder
+    assert capsys.readouterr().err.strip() == (
+        f"pneumo operating-point: Model {name!r} is an ensemble whose operating point is chosen on its "
+        "out-of-fold probabilities; run 'python -m pneumo train-cv' again with --min-sensitivity (finished "
+        "folds are reused).")
+
+
 @pytest.mark.parametrize("command, words", [
     ("train", "5 patient-grouped parts (one held out for validation): it has 3 NORMAL patients and each of the 5 "
               "needs one; give more films."),

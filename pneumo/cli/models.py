@@ -151,6 +151,10 @@ def run_operating_point(args) -> int:
         require_fraction("--min-sensitivity", args.min_sensitivity)
     require_data_folder(args.data)
     on_file = require_model(args.model)
+    from pneumo.training.cards import ensemble_operating_point_words
+
+    if "ensemble" in on_file.card:
+        raise UserError(ensemble_operating_point_words(on_file.name))
     val_records, _ = model_split(on_file.card, args.data)
     require_classes(val_records, "The model's validation films")
 

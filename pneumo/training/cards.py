@@ -112,3 +112,9 @@ def library_versions() -> dict:
     return {"python": platform.python_version(), "tensorflow": tf.__version__,
             "keras": keras.__version__, "numpy": numpy.__version__, "pillow": PIL.__version__,
             "scikit-learn": sklearn.__version__}
+
+
+def ensemble_operating_point_words(name: str) -> str:
+    """Why ``operating-point`` does not apply to an ensemble, and what to run instead."""
+    return (f"Model {name!r} is an ensemble whose operating point is chosen on its out-of-fold probabilities; "
+            "run 'python -m pneumo train-cv' again with --min-sensitivity (finished folds are reused).")

@@ -304,9 +304,7 @@ def choose_operating_point(name: str | None, data_dir: str | Path, min_sensitivi
     loaded = store.load(name, store_dir)
     card = loaded.card
     if "ensemble" in card:
-        raise ValueError(f"Model {loaded.name!r} is an ensemble whose operating point is chosen on its "
-                         "out-of-fold probabilities; run 'python -m pneumo train-cv' again with "
-                         "--min-sensitivity (finished folds are reused).")
+        raise ValueError(cards.ensemble_operating_point_words(loaded.name))
     val_records, _ = folds.held_out_records(card, data_dir)
     results = list(Classifier(loaded, guard=None).assess_many((str(r.path), r.path) for r in val_records))
     probs = np.array([r.p_pneumonia for r in results])
