@@ -12,7 +12,6 @@ from pneumo.cli.common import (
     field_names,
     given,
     model_split,
-    require_at_least,
     require_classes,
     require_counts,
     require_data_folder,
@@ -171,8 +170,7 @@ def run_fit_guard(args) -> int:
     from pneumo.render.terminal import format_guard
 
     require_data_folder(args.data)
-    require_at_least("--limit", args.limit, 10)
-    require_counts(args, ("--max-train", "max_train", 1), ("--per-kind", "per_kind", 1))
+    require_counts(args, ("--limit", "limit", 10), ("--max-train", "max_train", 1), ("--per-kind", "per_kind", 1))
     if args.limit is not None and args.model is None:
         raise UserError("--limit fits a smoke-run guard and writes it into the model's folder: name the model "
                         "with --model, so that the default model's guard is not replaced by mistake.")
