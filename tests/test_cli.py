@@ -407,8 +407,8 @@ def test_operating_point_on_an_ensemble_says_so_before_it_looks_at_the_folder(no
     assert main(["operating-point", "--data", str(small_split)]) == 2  # not the ensemble's training folder
     assert capsys.readouterr().err.strip() == (
         f"pneumo operating-point: Model {name!r} is an ensemble whose operating point is chosen on its "
-        "out-of-fold probabilities; run 'python -m pneumo train-cv' again with --min-sensitivity (finished "
-        "folds are reused).")
+        "out-of-fold probabilities; run 'python -m pneumo train-cv' again with --min-sensitivity (the folds "
+        "finished in its --run-dir are reused).")
 
 
 @pytest.mark.parametrize("command, words", [

@@ -77,6 +77,14 @@ def test_a_rerun_trains_only_the_unfinished_fold(run_dir, config):
     assert crossval.finished_folds(run_dir, "random", K) == [0, 1]
 
 
+def test_another_sensitivity_target_reuses_the_finished_folds(run_dir, config):
+    other = TrainConfig(**{**config.__dict__, "min_sensitivity": 0.8})
+    assert other.min_sensitivity != config.min_sensitivity
+    lines = []
+    crossval.train_folds(other, "block", K, run_dir, log=lines.append)
+    assert lines == [f"block folds: all {K} already trained in {run_dir / 'block'}"]
+
+
 def test_a_run_folder_of_another_recipe_is_refused(run_dir, config):
     other = TrainConfig(**{**config.__dict__, "epochs": 3})
     with pytest.raises(ValueError, match="holds folds of another run .different recipe"):

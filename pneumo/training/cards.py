@@ -117,4 +117,5 @@ def library_versions() -> dict:
 def ensemble_operating_point_words(name: str) -> str:
     """Why ``operating-point`` does not apply to an ensemble, and what to run instead."""
     return (f"Model {name!r} is an ensemble whose operating point is chosen on its out-of-fold probabilities; "
-            "run 'python -m pneumo train-cv' again with --min-sensitivity (finished folds are reused).")
+            "run 'python -m pneumo train-cv' again with --min-sensitivity (the folds finished in its --run-dir "
+            "are reused).")

@@ -67,6 +67,8 @@ def train_folds(config: TrainConfig, scheme: str, k: int, run_dir: str | Path, l
     signature_file = root / "run.json"
     if signature_file.is_file():
         previous = json.loads(signature_file.read_text())
+        for key in NOT_LEARNT:  # a run folder written before these were left out of the recipe
+            (previous.get("recipe") or {}).pop(key, None)
         if previous != signature:
             changed = sorted(key for key in signature if previous.get(key) != signature[key])
             raise ValueError(f"{root} holds folds of another run (different {', '.join(changed)}); "
@@ -131,10 +133,16 @@ def out_of_fold_logits(run_dir: str | Path, scheme: str, k: int, n: int) -> np.n
     return logits
 
 
+NOT_LEARNT = ("data", "out", "checkpoint_dir", "max_minutes", "start_from", "val_fraction", "patience",
+              "min_sensitivity")
+"""Settings that do not change what a fold learns (``min_sensitivity`` only moves the threshold
+chosen afterwards), so a run folder's finished folds are reused whatever they are."""
+
+
 def _recipe(config: TrainConfig) -> dict:
     """The parts of the configuration that change what a fold learns."""
     recipe = {**asdict(config), "augment": config.augment.to_dict()}
-    for key in ("data", "out", "checkpoint_dir", "max_minutes", "start_from", "val_fraction", "patience"):
+    for key in NOT_LEARNT:
         recipe.pop(key, None)
     return recipe
 
