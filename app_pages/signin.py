@@ -3,11 +3,14 @@
 Sign-in is on when the secrets file (``.streamlit/secrets.toml``, or the files the ``secrets.files``
 option names) has an ``[auth]`` section. Then a browser that has not signed in sees the sign-in
 page only, on every URL; a signed-in one sees the app, with who is signed in in the sidebar.
-Without an ``[auth]`` section the app works as before, with no sign-in.
+Without an ``[auth]`` section the app works with no sign-in, but only while it answers on this
+machine alone (a loopback address): served to other computers without sign-in it shows no page,
+unless the operator sets :data:`OPEN_ENV` (sign-in done by a proxy in front of it).
 """
 
 from __future__ import annotations
 
+import os
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +24,9 @@ NOT_SIGNED_IN = "not signed in"
 """Who :func:`current_user` names when sign-in is configured and nobody has signed in."""
 SIGN_IN_KEY, SIGN_OUT_KEY = "sign_in", "sign_out"
 PROVIDER_TIMEOUT_S = 5.0
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+OPEN_ENV = "PNEUMO_OPEN_WITHOUT_SIGN_IN"
+"""Set to 1 to serve the app to other computers without its own sign-in (a signing-in proxy in front)."""
 PRODUCT = "Pneumo"
 WHAT_IT_IS = ("Decision support for reading children's chest X-rays: how likely pneumonia is, "
               "where the model looked, and how far to trust it.")
@@ -61,6 +67,13 @@ def require_sign_in(pages: Sequence[st.Page] = ()) -> None:
                  "fix it and reload.", icon=":material/error:")
         st.stop()
     if not sign_in_configured():
+        address = st.get_option("server.address")
+        if str(address or "") not in LOOPBACK and os.environ.get(OPEN_ENV) != "1":
+            st.error(f"Sign-in is not configured and the app answers on {address or 'every address'}, so "
+                     "other computers could see patients' films and results: no page is shown. Configure "
+                     "sign-in in .streamlit/secrets.toml, serve the app on 127.0.0.1, or set "
+                     f"{OPEN_ENV}=1 when a proxy in front of it signs users in.", icon=":material/lock:")
+            st.stop()
         return
     if not st.user.is_logged_in:
         # The sign-in page under each page's URL, with no navigation: nothing of the app is drawn.

@@ -98,6 +98,31 @@ def test_app_without_secrets_draws_as_before_with_no_sign_in(secrets_files, tmp_
     assert [b.key for b in at.button if b.key in (signin.SIGN_IN_KEY, signin.SIGN_OUT_KEY)] == []
 
 
+@pytest.mark.parametrize("address", ["0.0.0.0", "10.0.0.5", ""])
+def test_without_sign_in_an_app_served_to_other_computers_shows_no_page(secrets_files, tmp_path, monkeypatch,
+                                                                       address):
+    secrets_files(tmp_path / "secrets.toml")
+    saved = config.get_option("server.address")
+    config.set_option("server.address", address)
+    try:
+        at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT_S))
+        assert len(at.error) == 1 and at.error[0].value.startswith(
+            f"Sign-in is not configured and the app answers on {address or 'every address'}, so other computers")
+        assert DISCLAIMER not in _texts(at) and not at.button and not at.sidebar.children
+        monkeypatch.setenv(signin.OPEN_ENV, "1")  # the operator's choice: a signing-in proxy in front
+        at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT_S))
+        assert DISCLAIMER in _texts(at) and not at.error
+    finally:
+        config.set_option("server.address", saved)
+
+
+def test_the_app_answers_on_this_machine_only_unless_told():
+    import tomllib
+
+    settings = tomllib.loads((Path(APP).parent / ".streamlit" / "config.toml").read_text())
+    assert settings["server"]["address"] in signin.LOOPBACK
+
+
 def test_current_user_in_a_run_without_secrets_is_local(secrets_files, tmp_path):
     secrets_files(tmp_path / "secrets.toml")
 
