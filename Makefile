@@ -1,6 +1,7 @@
 # make run   - start the app on 127.0.0.1:8501 with the default model (ADDRESS=..., PORT=... to change;
 #              WORKLIST=DIR shows the DICOM listener's results from its --work-dir on /worklist)
 # make test  - install what the tests need and run the whole suite (browser tests included)
+# make clean - remove .venv, the pytest cache and runs/ (with the fold models a train-cv run resumes from)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python

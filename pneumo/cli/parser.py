@@ -31,8 +31,8 @@ from pneumo.modeling.models import ARCHITECTURES
 from pneumo.pacs.queue import RETRY_DELAY_S
 from pneumo.training.subtype import FLOOR
 
-DESCRIPTION = ("The command line: ``python -m pneumo train|train-cv|evaluate|predict|calibrate-site|"
-               "profile|bench|explain-eval|fit-guard|export``.")
+DESCRIPTION = ("The command line: ``python -m pneumo train|train-cv|train-subtype|evaluate|predict|"
+               "calibrate-site|operating-point|profile|bench|explain-eval|fit-guard|export|dicom-listener``.")
 
 MODEL_HELP = "model name in the store (default: DEFAULT)"
 SITE_HELP = "use this site's calibration (see calibrate-site)"
