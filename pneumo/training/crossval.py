@@ -7,6 +7,9 @@ unfinished fold. Every fold keeps its last epoch, so nothing is chosen on the fi
 it holds out: each out-of-fold probability comes from a model that never saw that
 patient and was never selected on it. :mod:`pneumo.stats.operating` turns the folds into the
 shipped ensemble and its card.
+
+The module is long but one idea: training the folds and assembling them into the shipped
+ensemble and its card's cross-validation section, which read the same run folder.
 """
 
 from __future__ import annotations
