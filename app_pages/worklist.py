@@ -126,9 +126,7 @@ def result_ui(folder: str, row_id: str, user: str) -> None:
         st.warning(f"Not assessed: {result.message}", icon=":material/warning:")
         return
     widgets.verdict_ui(wording.verdict_for(result.p_pneumonia, result.threshold, result.classes))
-    st.markdown(diagnosis.probability_text(result.p_pneumonia, result.threshold,
-                                           result.interval or (result.p_pneumonia, result.p_pneumonia),
-                                           result.site))
+    st.markdown(diagnosis.probability_text(result.p_pneumonia, result.threshold, result.interval, result.site))
     st.plotly_chart(charts.probability_bars(result.p_pneumonia, result.threshold, result.interval, result.classes),
                     config=CHART_CONFIG, key="worklist_probability_bars")
     if result.pattern and result.p_bacterial is not None:

@@ -61,6 +61,8 @@ def test_probability_text_names_the_threshold_the_site_and_the_interval():
         "P(pneumonia) = **0.8123** · operating threshold 0.2112 · 10-90% interval under mild "
         "test-time changes 0.7000 to 0.9000")
     assert "threshold 0.3000 (site north_ward) ·" in diagnosis.probability_text(0.5, 0.3, (0.4, 0.6), "north_ward")
+    # no interval measured (a worklist film whose result was not forwarded): none is made up
+    assert diagnosis.probability_text(0.81234, 0.2112, None) == "P(pneumonia) = **0.8123** · operating threshold 0.2112"
 
 
 def test_metadata_text_names_the_safe_fields():

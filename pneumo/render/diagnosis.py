@@ -103,14 +103,18 @@ def film_view(film: Film, heatmap: np.ndarray, size: int, method: str, opacity: 
                     target=target, legend=SUBTYPE_CAM_WORDS if subtype else CAM_WORDS)
 
 
-def probability_text(p_pneumonia: float, threshold: float, interval: tuple[float, float],
+def probability_text(p_pneumonia: float, threshold: float, interval: tuple[float, float] | None,
                      site_name: str = "") -> str:
-    """The line under the verdict (markdown): the exact probability, the threshold and the interval."""
-    low, high = interval
+    """The line under the verdict (markdown): the exact probability, the threshold and the interval
+    (left out when none was measured, as for a worklist film whose result was not forwarded)."""
     site = f" (site {site_name})" if site_name else ""
-    return (f"P(pneumonia) = **{format_probability(p_pneumonia)}** · operating threshold "
-            f"{format_probability(threshold)}{site} · 10-90% interval under mild test-time changes "
-            f"{format_probability(low)} to {format_probability(high)}")
+    text = (f"P(pneumonia) = **{format_probability(p_pneumonia)}** · operating threshold "
+            f"{format_probability(threshold)}{site}")
+    if interval is None:
+        return text
+    low, high = interval
+    return (f"{text} · 10-90% interval under mild test-time changes {format_probability(low)} to "
+            f"{format_probability(high)}")
 
 
 def pattern_line(item: Assessment) -> str | None:
