@@ -51,7 +51,8 @@ def films_ui(source: str) -> tuple[list[demo.GalleryFilm], list]:
             return [], []
         st.caption("Training films shipped with the app, not new patients: the model learned from each chest "
                    "film here, so the gallery flatters it. Each one's out-of-fold probability, from the "
-                   "ensemble member that never saw the patient, is shown beside the shipped model's.")
+                   "ensemble member that never saw the patient (random patient folds, in-distribution), is "
+                   "shown beside the shipped model's.")
         return demo.example_films(examples), list(examples)
     per_class = st.slider("Films per class", 1, 24, 6, key="demo_per_class",
                           help="A fixed random sample of each of NORMAL and PNEUMONIA.")
@@ -116,7 +117,7 @@ def card_ui(row: dict, item: Assessment) -> None:
     st.markdown(f"**{row['title']}**  \n{MARK_WORDS[row['correct']]}  \nLabel: {row['label']}  \n"
                 f"Verdict: {row['verdict']}")
     if row["p_out_of_fold"] is not None:
-        st.caption(f"Out of fold: {format_percent(row['p_out_of_fold'])}")
+        st.caption(f"Out of fold (random folds): {format_percent(row['p_out_of_fold'])}")
     st.button("Open", key=f"open_{row['index']}", on_click=open_film, args=(row["index"],),
               icon=":material/open_in_full:")
 

@@ -112,7 +112,7 @@ def empty_ui(classifier: Classifier) -> None:
     # what the card measured in the review band holds for the model's own threshold, not a site's
     observed = None if classifier.site is not None else model_card.review_band_outcomes(
         classifier.loaded.card, classifier.threshold)
-    st.markdown("**How a result is read.** The model gives a calibrated probability of pneumonia, "
+    st.markdown("**How a result is read.** The model gives a temperature-scaled probability of pneumonia, "
                 "put into words by band:\n" + "\n".join(
                     f"- {line}" for line in wording.band_explanation(classifier.threshold, observed)))
     st.plotly_chart(charts.verdict_scale(classifier.threshold, classifier.classes), config=CHART_CONFIG,

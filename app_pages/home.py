@@ -17,9 +17,11 @@ shows **where the model looked**, and says **how far to trust it**.
   pneumonia nor pneumonia from other findings. A DICOM file whose header names an adult, a
   lateral view or another modality is refused before the model runs, with the reason; one
   whose header gives an age under one year is read with a warning.
-- The probability is **calibrated** on films the model never saw (temperature scaling), so that
-  a film shown as 80% is meant to have pneumonia about 80 times in 100; the reliability diagram
-  on the model card shows how closely that holds. The verdict uses the model's **operating
+- The probability is **temperature-scaled** on out-of-fold films (each scored by a model that
+  never saw that child), but it is **not an exact chance**: on the training hospital's own films it
+  runs low in the middle of the scale, and on new patients the model flags more healthy children
+  than there. Each result therefore says how the training films scored close to it turned out,
+  and the reliability diagram on the model card shows the whole scale. The verdict uses the model's **operating
   threshold**, chosen to miss few pneumonias; between it and 50% a film reads **possible
   pneumonia: review**, and the model card says how many of its films in that band had pneumonia.
 """

@@ -80,7 +80,7 @@ def validation_ui(validation: dict) -> None:
     st.header("Validation" if not validation.get("kind") else "Out-of-fold validation")
     if validation.get("kind"):
         st.caption(f"{validation.get('n', 0):,} films, {validation['kind']}: each film's probability comes "
-                   "from the ensemble member that never saw its patient, at threshold "
+                   "from a fold model that never saw its patient, at threshold "
                    f"{format_probability(validation.get('threshold', 0.0))}.")
     else:
         st.caption(f"{validation.get('n', 0):,} validation films of patients the model never saw in "
@@ -122,8 +122,8 @@ def cross_validation_ui(card: dict) -> None:
     simulated = model_card.site_simulation_rows(card)
     if simulated:
         st.caption("calibrate-site tried on each block as if it were a new hospital: fitted on half of the "
-                   "block's patients (probabilities from a member that never saw the block), measured on "
-                   "the other half, at the shipped operating point (before) and the site's (after).")
+                   "block's patients (probabilities from the block-fold model that never saw the block), "
+                   "measured on the other half, at the shipped operating point (before) and the site's (after).")
         st.dataframe(pd.DataFrame(simulated), hide_index=True, key="cv_sites")
     members = card.get("ensemble", {})
     if members:

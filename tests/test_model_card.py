@@ -129,6 +129,16 @@ def test_the_headline_tiles_and_words_come_from_the_scheme_the_operating_point_w
                           f"(cross-fitted, on {guard['n']:,} of the training films), which get "
                           "no reading and are left to the clinician.")
     assert model_card.guard_refusal_words({key: value for key, value in card.items() if key != "guard"}) == ""
+    # the headline's films were scored by block-fold models, not by the shipped (random-fold) members
+    assert card["cross_validation"]["chosen_on"] == "block" and card["ensemble"]["scheme"] == "random"
+    assert "each scored by the block-fold model that never saw that child (the shipped ensemble's members are " \
+           "the random-fold models" in words
+    assert "about 66 of 100 on new patients' films" in words
+    rows = card["cross_validation"]["transfer"][card["cross_validation"]["threshold_rule"]]
+    sentence = model_card.headline_sentence(card)
+    assert (f"the same rule kept sensitivity {sum(r['sensitivity'] for r in rows) / len(rows):.3f} on average "
+            f"(worst block {min(r['sensitivity'] for r in rows):.3f})") in sentence
+    assert "chosen on these same films" in sentence and "ensemble member that never saw" not in sentence
     without = {key: value for key, value in card.items() if key != "cross_validation"}
     assert model_card.headline_tiles(without) == [] and model_card.plain_headline(without) is None
 
@@ -199,3 +209,19 @@ def test_the_review_band_outcomes_count_the_cards_out_of_fold_films_in_the_band(
     assert kind == card["validation"]["kind"] and kind.startswith("out-of-fold")
     assert model_card.review_band_outcomes(card, 0.5) is None  # no band at 50%
     assert model_card.band_outcomes({"validation": {}}, 0.2, 0.5) is None
+
+
+def test_nearby_outcomes_count_the_tenth_of_the_scale_that_holds_the_probability():
+    card = {"validation": {"kind": "out-of-fold (block folds)",
+                           "predictions": {"labels": [0, 1, 1, 0, 1, 1],
+                                           "p_pneumonia": [0.0, 0.25, 0.29, 0.3, 0.95, 1.0]}}}
+    assert model_card.nearby_outcomes(card, 0.21) == (2, 2, 0.2, 0.3, "out-of-fold (block folds)")
+    assert model_card.nearby_outcomes(card, 0.3)[:4] == (0, 1, 0.3, 0.4)
+    assert model_card.nearby_outcomes(card, 1.0)[:2] == (2, 2)  # the top tenth holds 100%
+    assert model_card.nearby_outcomes(card, 0.0)[:2] == (0, 1)
+    assert model_card.nearby_words(card, 0.21) == (
+        "Measured out-of-fold (block folds): of the 2 training films the model scored between 20% and 30%, 2 (100%) "
+        "had pneumonia, in a set where 67% had it (where fewer of the children filmed have pneumonia, that share "
+        "is lower).")
+    assert model_card.nearby_words(card, 0.55) is None  # no film scored there
+    assert model_card.nearby_words({}, 0.5) is None

@@ -188,5 +188,6 @@ def training_film_note(row: dict) -> str | None:
     shown = (f"; the shipped model, which learned from it, gives {format_percent(row['p_pneumonia'])}"
              if row.get("p_pneumonia") is not None else "")
     return (f"A training film, not a new patient: the model learned from it, so its result here flatters "
-            f"the model. Out of fold (the ensemble member that never saw this patient) it scored "
+            f"the model. Out of fold (the ensemble member that never saw this patient: random patient folds, "
+            f"in-distribution) it scored "
             f"{format_percent(row['p_out_of_fold'])}{shown}.")

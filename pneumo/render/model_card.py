@@ -25,6 +25,11 @@ FIGURE_WORDS = (("accuracy", "Accuracy"), ("sensitivity", "Sensitivity"), ("spec
                 ("roc_auc", "ROC AUC"), ("ece", "ECE"))
 ORIGINAL_STUDY = {"accuracy": 0.928, "sensitivity": 0.932, "specificity": 0.901, "roc_auc": 0.968}
 """Kermany et al. 2018 on their test split (ImageNet weights, checkpoint chosen on that split)."""
+PREVIOUS_MODEL_ON_NEW_PATIENTS = {"validation_specificity": 0.989, "specificity": 0.658, "roc_auc": 0.980}
+"""The model shipped before this ensemble, measured by the product's owners on the held-back films of
+new patients (the data set's test split): its own validation had read 0.989 specificity. The shipped
+ensemble has not been measured there; these are the only figures on new patients there are."""
+FOLD_MODEL_WORDS = {"random": "random-fold", "block": "block-fold"}
 
 SHIFT_NOTE = ("Films from other hospitals, machines and periods are expected to score lower than these "
               "figures; `python -m pneumo calibrate-site` is how a site measures the model on its own "
@@ -136,10 +141,78 @@ def band_outcomes(card: dict, low: float, high: float) -> tuple[int, int, str] |
     return sum(1 for label in inside if label == 1), len(inside), str(validation.get("kind", "validation"))
 
 
+NEARBY_WIDTH = 0.1
+"""The width of the probability band a film's :func:`nearby_outcomes` are counted in (a tenth of the scale)."""
+
+
+def nearby_outcomes(card: dict, p: float) -> tuple[int, int, float, float, str] | None:
+    """Of the card's out-of-fold films scored in the tenth of the scale that holds ``p``: how many had
+    pneumonia, how many there were, the band's ends and the figures' kind; None without stored predictions."""
+    steps = round(1 / NEARBY_WIDTH)
+    band = min(int(p * steps + 1e-9), steps - 1)  # 0.3 is the third tenth's start, not the second's end
+    low, high = band / steps, (band + 1) / steps
+    found = band_outcomes(card, low, high if band < steps - 1 else 1.0 + 1e-9)  # the top band holds 100%
+    return None if found is None else (found[0], found[1], low, high, found[2])
+
+
+def nearby_words(card: dict, p: float) -> str | None:
+    """How the training films the model scored close to ``p`` turned out, in one sentence, with the set's
+    pneumonia share; None without stored predictions or such films."""
+    found = nearby_outcomes(card, p)
+    labels = ((card.get("validation") or {}).get("predictions") or {}).get("labels") or []
+    if found is None or not found[1] or not labels:
+        return None
+    had, films, low, high, kind = found
+    share = sum(1 for label in labels if label == 1) / len(labels)
+    return (f"Measured {kind}: of the {films:,} training films the model scored between {low:.0%} and "
+            f"{high:.0%}, {had:,} ({_share(had / films)}) had pneumonia, in a set where {share:.0%} had it "
+            "(where fewer of the children filmed have pneumonia, that share is lower).")
+
+
+def _share(value: float) -> str:
+    """A share as a percentage, with a decimal near 0 and 100% so that 3,492 of 3,496 is not '100%'."""
+    return f"{value:.1%}" if 0 < value < 0.01 or 0.99 < value < 1 else f"{value:.0%}"
+
+
 def review_band_outcomes(card: dict, threshold: float) -> tuple[int, int, str] | None:
     """:func:`band_outcomes` of the review band at ``threshold`` (None when there is no band)."""
     band = review_band(threshold)
     return None if band is None else band_outcomes(card, *band)
+
+
+def scored_by_words(card: dict, scheme: str) -> str:
+    """Who gave each out-of-fold probability of ``scheme``: the shipped ensemble's member itself, or a
+    fold model of another scheme (then the sentence says so: the shipped members are not those)."""
+    shipped = (card.get("ensemble") or {}).get("scheme")
+    if shipped is None or scheme == shipped:
+        return "each scored by the ensemble member that never saw that child"
+    return (f"each scored by the {FOLD_MODEL_WORDS.get(scheme, scheme)} model that never saw that child (the "
+            f"shipped ensemble's members are the {FOLD_MODEL_WORDS.get(shipped, shipped)} models, which together "
+            "learned from every film)")
+
+
+def threshold_transfer_words(card: dict) -> str:
+    """A sentence (with its leading space): the headline's threshold was chosen on its own films, and
+    how the rule held on a block it was not chosen on; empty without those figures."""
+    cv = card.get("cross_validation") or {}
+    rows = (cv.get("transfer") or {}).get(cv.get("threshold_rule")) or []
+    if not rows:
+        return ""
+    sensitivity = [row["sensitivity"] for row in rows]
+    specificity = [row["specificity"] for row in rows]
+    return (f" The threshold was chosen on these same films, which flatters them; chosen on the other "
+            f"{len(rows) - 1} blocks and applied to each block in turn, the same rule kept sensitivity "
+            f"{sum(sensitivity) / len(rows):.3f} on average (worst block {min(sensitivity):.3f}) and "
+            f"specificity {sum(specificity) / len(rows):.3f} (worst block {min(specificity):.3f}).")
+
+
+def new_patients_words() -> str:
+    """The one measurement on new patients there is (the previous model's), in a sentence."""
+    previous = PREVIOUS_MODEL_ON_NEW_PATIENTS
+    return (f"the model shipped before this one cleared {round(100 * previous['validation_specificity'])} of 100 "
+            f"healthy children on its own validation films but about {round(100 * previous['specificity'])} of "
+            "100 on new patients' films (measured by the product's owners; no such measurement of this "
+            "ensemble is on file)")
 
 
 def headline_sentence(card: dict) -> str | None:
@@ -150,12 +223,12 @@ def headline_sentence(card: dict) -> str | None:
     figures = top["figures"]
     study = ", ".join(f"{words if key == 'roc_auc' else words.lower()} {ORIGINAL_STUDY[key]:.3f}"
                       for key, words in FIGURE_WORDS if key in ORIGINAL_STUDY)
-    return (f"On {top['n']:,} training films, each scored by an ensemble member that never saw that patient "
-            f"({top['kind']}), at the shipped threshold: accuracy {format_interval(figures['accuracy'])}, "
+    return (f"On {top['n']:,} training films ({top['kind']}), {scored_by_words(card, top['scheme'])}, "
+            f"at the shipped threshold: accuracy {format_interval(figures['accuracy'])}, "
             f"sensitivity {format_interval(figures['sensitivity'])}, specificity "
             f"{format_interval(figures['specificity'])}, ROC AUC {format_interval(figures['roc_auc'])} "
-            f"(95% intervals, patients resampled). The original study reported {study} on its own test "
-            "split.")
+            f"(95% intervals, patients resampled).{threshold_transfer_words(card)} The original study "
+            f"reported {study} on its own test split.")
 
 
 HEADLINE_KEYS = ("accuracy", "sensitivity", "specificity")
@@ -198,9 +271,10 @@ def plain_headline(card: dict) -> str | None:
     return (f"Of every 100 films of children with pneumonia, the model flags about {round(100 * sensitivity)}; "
             f"of every 100 films of children without, it clears about {round(100 * specificity)} and wrongly flags about "
             f"{100 - round(100 * specificity)}. Measured out of fold on {top['n']:,} training films "
-            f"({SCHEME_WORDS.get(top['scheme'], top['scheme']).replace(' (', ', ').rstrip(')')}), each scored by an ensemble member that never "
-            "saw that child. All of them come from the one hospital the model learned from: on new patients "
-            "elsewhere expect it to clear fewer healthy children (a site measures its own with calibrate-site)."
+            f"({SCHEME_WORDS.get(top['scheme'], top['scheme']).replace(' (', ', ').rstrip(')')}), "
+            f"{scored_by_words(card, top['scheme'])}. All of them come from the one hospital the model learned "
+            f"from, and new patients are harder: {new_patients_words()}. Expect it to clear fewer healthy "
+            "children at your hospital, and measure it there with calibrate-site."
             + guard_refusal_words(card))
 
 
