@@ -12,10 +12,11 @@ from pathlib import PurePath
 import streamlit as st
 
 from app_pages import caches, widgets
+from pneumo.evaluation.faithfulness_results import read_explanations
 from pneumo.inference.explain import METHODS, TARGETS
 from pneumo.inference.predict import STATUS_OK, STATUS_REJECTED, Assessment, Classifier
 from pneumo.preprocess import to_display
-from pneumo.render import charts, diagnosis, model_card, pdf, wording
+from pneumo.render import charts, diagnosis, faithfulness_words, model_card, pdf, wording
 from pneumo.render.charts import CHART_CONFIG
 
 CAM_CHOICES = ("gradcam", "gradcam_pp", "scorecam")
@@ -95,6 +96,10 @@ def overlay_ui(item: Assessment, file_id: str, classifier: Classifier,
             st.warning(view.warning, icon=":material/warning:")
         if view.note:
             st.info(view.note, icon=":material/info:")
+        caveat = None if target != "pneumonia" else faithfulness_words.method_caveat(  # measured for pneumonia
+            read_explanations(classifier.loaded.path, classifier.loaded.card.get("sha256")), method)
+        if caveat:
+            st.caption(caveat)
         widgets.legend_ui(view.legend)
     return view
 

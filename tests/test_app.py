@@ -121,12 +121,19 @@ def test_diagnose_shows_classifier_probability_bars_and_overlay(model_name, film
 
 
 def test_diagnose_methods_and_opacity_rerun_without_error(model_name, film) -> None:
+    from pneumo.evaluation.faithfulness_results import read_explanations
+    from pneumo.render.faithfulness_words import method_caveat
+
     at = _upload(_open(PAGES[1]), film)
+    assert not any("changed little when the model's weights were made random" in c.value for c in at.caption)
     at.radio(key="cam_method").set_value("gradcam_pp").run()
     assert not at.exception
     at.slider(key="opacity").set_value(0.9).run()
     assert not at.exception
     assert any("Grad-CAM++" in c for image in at.image for c in image.captions)
+    loaded = store.load(keras_model=False)
+    caveat = method_caveat(read_explanations(loaded.path, loaded.card["sha256"]), "gradcam_pp")
+    assert caveat and caveat in [c.value for c in at.caption]  # its maps failed the randomisation check
 
 
 def test_only_a_film_read_as_normal_gets_the_map_note(model_name, film) -> None:

@@ -66,3 +66,16 @@ def test_format_summary_prints_the_table_the_spread_and_each_target():
         "target gradcam.border_share_median_max 0.15: 0.057 met",
         "target gradcam.deletion_auc_below_gaussian n/a: 0.500 n/a",
     ]
+
+
+def test_a_method_that_fails_the_randomisation_check_gets_a_caveat_and_grad_cam_none():
+    result = {"targets": {"gradcam.randomization_spearman_max": {"value": 0.05, "target": 0.3, "met": True}},
+              "gradcam": {"randomization_spearman": 0.05}, "gradcam_pp": {"randomization_spearman": 0.6},
+              "scorecam": {"randomization_spearman": 0.29}}
+    words = faithfulness_words.method_caveat(result, "gradcam_pp")
+    assert words.startswith("Grad-CAM++'s maps changed little when the model's weights were made random "
+                            "(rank correlation 0.60, where the product asks below 0.3; Grad-CAM's is 0.05)")
+    assert faithfulness_words.method_caveat(result, "scorecam") is None  # under the bound
+    assert faithfulness_words.method_caveat(result, "gradcam") is None
+    assert faithfulness_words.method_caveat(None, "gradcam_pp") is None
+    assert faithfulness_words.method_caveat({"gradcam_pp": {"randomization_spearman": 0.6}}, "gradcam_pp") is None

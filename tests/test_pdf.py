@@ -51,7 +51,7 @@ def test_pdf_is_one_page_with_the_facts():
     assert len(re.findall(rb"/Type\s*/Page\b(?!s)", document)) == 1
     text = _page_text(document)
     for fact in ("Pneumonia likely, 81%", "0.8123", "0.6000", "m, version 0123456789ab", "Grad-CAM",
-                 "2026-01-02 03:04 UTC", "AP", "outside the lungs", "it does not diagnose"):
+                 "2026-01-02 03:04 UTC", "AP", "at the film's edge", "it does not diagnose"):
         assert fact in text, fact
 
 

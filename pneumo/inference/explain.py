@@ -267,7 +267,8 @@ def border_share(heatmap: np.ndarray, margin: float = BORDER_MARGIN, floor: floa
     return float((total - inner) / total)
 
 
-ATTENTION_WARNING = "The model's attention is outside the lungs: interpret with care."
+ATTENTION_WARNING = ("Most of the map's warm area lies at the film's edge: check that it is not on a marker, "
+                     "text or the film's border, and interpret with care.")
 """What the diagnose page says beside an overlay that :func:`attention_warning` flags."""
 
 WARM_FLOOR = 0.5

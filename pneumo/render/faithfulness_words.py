@@ -66,6 +66,22 @@ def reading_guide(result: dict, ensemble: bool = False) -> str:
             "model learned. Border: share of the map's weight in the film's outer band.")
 
 
+def method_caveat(result: dict | None, method: str) -> str | None:
+    """For a map method whose maps changed little when the model's weights were made random (at or above
+    the randomisation bound Grad-CAM is held to), one sentence saying so; None otherwise or unmeasured."""
+    if not result or method == "gradcam":
+        return None
+    bound = ((result.get("targets") or {}).get("gradcam.randomization_spearman_max") or {}).get("target")
+    value = (result.get(method) or {}).get("randomization_spearman")
+    if bound is None or value is None or value < bound:
+        return None
+    gradcam = (result.get("gradcam") or {}).get("randomization_spearman")
+    against = f"; Grad-CAM's is {gradcam:.2f}" if gradcam is not None else ""
+    return (f"{MAP_NAMES.get(method, method)}'s maps changed little when the model's weights were made random "
+            f"(rank correlation {value:.2f}, where the product asks below {bound:g}{against}): they show less "
+            "of what this model learned, so read them beside Grad-CAM, not instead of it.")
+
+
 def target_rows(targets: dict[str, dict]) -> list[dict]:
     """The product's targets (:func:`pneumo.evaluation.faithfulness_results.check_targets`) as table rows."""
     rows = []
