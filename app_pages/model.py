@@ -188,6 +188,10 @@ def threshold_explorer_ui(loaded: LoadedModel, ref: caches.ModelRef) -> dict | N
         st.info("This model's card holds neither validation predictions nor a ROC curve, so the "
                 "threshold cannot be explored.")
         return None
+    validation = loaded.card.get("validation") or {}
+    if validation.get("kind"):
+        st.caption(f"Figures here and in the curves below: {validation.get('n', 0):,} training films, "
+                   f"{validation['kind']}.")
     threshold = threshold_ui(loaded)
     chosen = caches.validation_at(*ref, threshold)
     threshold_figures_ui(chosen, operating)
@@ -266,7 +270,7 @@ def explanations_ui(loaded: LoadedModel) -> None:
     scope = loaded.card.get("guard")
     if scope:
         st.header("Out-of-scope guard")
-        st.markdown(model_card.guard_sentence(scope))
+        st.markdown(model_card.guard_sentence(scope, ensemble=model_card.is_cross_validated(loaded.card)))
     st.subheader("Checks of a DICOM header, before the model runs")
     st.caption("Where the header states it, the film is refused with the reason and no model runs; "
                "where a field is missing or empty, the image checks decide alone.")
@@ -292,7 +296,8 @@ def main() -> None:
         chosen = threshold_explorer_ui(loaded, ref)
         st.header("Out-of-fold curves" if validation.get("kind") else "Validation curves")
         if validation.get("kind"):
-            st.caption(f"Curves, confusion matrix and threshold explorer: {validation['kind']}.")
+            st.caption(f"Curves and confusion matrix: {validation.get('n', 0):,} training films, "
+                       f"{validation['kind']}.")
         curves_ui(loaded, chosen)
     else:
         st.info("This model's card holds no validation figures.")

@@ -75,8 +75,12 @@ def test_architecture_facts_and_guard_sentence():
     assert facts["Architecture"] == "ensemble of 5 compact CNNs (mean of their logits), 3,327,811 parameters"
     assert facts["Calibration"] == "temperature scaling, T = 0.641"
     assert facts["Operating threshold"].startswith("0.3398: ")
-    sentence = model_card.guard_sentence(loaded.card["guard"])
-    assert "9 of 1043 real films were refused and 50 were read with a note" in sentence and sentence.endswith("evaluation set: 1.0000.")
+    sentence = model_card.guard_sentence(loaded.card["guard"], ensemble=True)
+    assert "9 of 1043 real films were refused and 50 were read with a note" in sentence and sentence.endswith(
+        "(388 pictures made from the training films by rotating, inverting or tiling them, or generated: "
+        "photographs, documents, noise, blanks; not real out-of-scope films): 1.0000.")
+    assert "On the ensemble's first member's held-out films, where its thresholds were set (in-distribution" \
+        in sentence
     assert model_card.guard_sentence({}).endswith("? of ? real films were refused; AUROC against the "
                                                   "out-of-scope evaluation set: n/a.")
 

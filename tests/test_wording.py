@@ -43,7 +43,7 @@ def test_border_training_note_reads_the_card():
                          "history": {"val_border_share": [0.31, 0.087, 0.05]}}}
     note = wording.border_training_note(card)
     assert "outer 12% band" in note and "(weight 1)" in note
-    assert "that share was 9% on the validation films" in note  # epoch 2's, not the last one's
+    assert "that share was 9% on the films held out while training (in-distribution)" in note  # epoch 2's, not the last one's
     card["training"]["config"]["border_allowance"] = 0.1
     assert "where markers and text sit, exceeds 10% (weight 1)" in wording.border_training_note(card)
     del card["training"]["history"]

@@ -432,8 +432,9 @@ def architecture_facts(loaded: LoadedModel) -> dict[str, str]:
         "Input": f"{loaded.input_size} x {loaded.input_size} grayscale, 0-255 (scaled inside the model)",
         "Output": card.get("output", "P(pneumonia)"),
         "Calibration": f"temperature scaling, T = {card.get('temperature', float('nan')):.3f}",
-        "Operating threshold": f"{format_probability(loaded.threshold)}: {rule} "
-                               f"({operating.get('min_sensitivity', '?')})",
+        "Operating threshold": f"{format_probability(loaded.threshold)}: {rule} (chosen among rules that "
+                               f"aim at sensitivity {operating.get('min_sensitivity', '?')}; a target, not a "
+                               "guarantee)",
         "Explained layer": f"`{loaded.explain_layer}`",
         "Created": card.get("created", "?"),
         "Version": f"`{loaded.version}` (sha256 of the model file: `{card.get('sha256', '')}`)",
@@ -446,17 +447,26 @@ def explanation_target_rows(result: dict) -> list[dict]:
     return target_rows(targets) if targets else []
 
 
-def guard_sentence(guard: dict) -> str:
-    """What the card's out-of-scope guard refused on real films and how well it detects the rest."""
+def guard_sentence(guard: dict, ensemble: bool = False) -> str:
+    """What the card's out-of-scope guard refused on real films and how well it detects the rest.
+
+    ``ensemble``: the thresholds were set on the first member's held-out films (else the model's
+    validation films).
+    """
     validation = guard.get("validation", {})
-    auroc = format_number(guard.get("out_of_scope", {}).get("auroc"), 4)
+    scope = guard.get("out_of_scope", {})
+    auroc = format_number(scope.get("auroc"), 4)
     flagged = (f" and {validation['flagged']} were read with a note that they are less typical of the "
                "training films" if "flagged" in validation else "")
+    films = "the ensemble's first member's held-out films" if ensemble else "the model's validation films"
+    made = (f" ({scope['n_out_of_scope']} pictures made from the training films by rotating, inverting or "
+            "tiling them, or generated: photographs, documents, noise, blanks; not real out-of-scope films)"
+            if scope.get("n_out_of_scope") else "")
     return ("The image checks refuse pictures that do not look like frontal chest films of young children "
-            "(they pass many adult films: see the limits). On the films its "
-            "thresholds were set on (validation, or an ensemble's first member's held-out films), "
+            f"(they pass many adult films: see the limits). On {films}, where its thresholds were set "
+            "(in-distribution: the training hospital's films), "
             f"{validation.get('rejected', '?')} of {validation.get('n', '?')} real films were refused"
-            f"{flagged}; AUROC against the out-of-scope evaluation set: {auroc}.")
+            f"{flagged}; AUROC against the out-of-scope evaluation set{made}: {auroc}.")
 
 
 def header_check_rows() -> list[dict]:

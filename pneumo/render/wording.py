@@ -137,7 +137,8 @@ def border_training_note(card: dict) -> str | None:
             f"{measure} (weight {weight:g}).")
     shares, best = (training.get("history") or {}).get("val_border_share") or [], training.get("best_epoch")
     if isinstance(best, int) and 0 < best <= len(shares):
-        text += f" At the epoch kept, that share was {shares[best - 1]:.0%} on the validation films."
+        text += (f" At the epoch kept, that share was {shares[best - 1]:.0%} on the films held out while "
+                 "training (in-distribution).")
     return text
 
 
