@@ -136,7 +136,5 @@ def headline_ui(card: dict) -> bool:
     for column, tile in zip(st.columns(len(tiles)), tiles):
         column.metric(tile["label"], tile["value"], help=tile["help"])
         column.caption(f"{tile['interval']} · {tile['study']}")
-    st.caption("The original study (Kermany et al. 2018) measured its model on its own test split, with "
-               "ImageNet weights; these figures come from this model's out-of-fold films. "
-               + model_card.SHIFT_NOTE)
+    st.caption(model_card.STUDY_COMPARISON_NOTE + " " + model_card.SHIFT_NOTE)
     return True
