@@ -55,6 +55,17 @@ def test_pdf_is_one_page_with_the_facts():
         assert fact in text, fact
 
 
+def test_pdf_says_how_films_scored_alike_turned_out_and_stays_one_page():
+    words = ("Measured out-of-fold (block folds): of the 32 training films the model scored between 20% and 30%, "
+             "22 (69%) had pneumonia, in a set where 74% had it (where fewer of the children filmed have "
+             "pneumonia, that share is lower).")
+    document = pdf.case_report_pdf(_case(attention_outside=True, scored_alike=words))
+    assert len(re.findall(rb"/Type\s*/Page\b(?!s)", document)) == 1
+    text = " ".join(_page_text(document).split())
+    assert "Films scored alike" in text and "22 (69%) had pneumonia" in text
+    assert "Films scored alike" not in _page_text(pdf.case_report_pdf(_case()))
+
+
 def test_pdf_names_the_film_it_is_about_and_only_when_named():
     assert "Film" in _page_text(pdf.case_report_pdf(_case(source="ward3-bed12.png")))
     assert "ward3-bed12.png" in _page_text(pdf.case_report_pdf(_case(source="ward3-bed12.png")))

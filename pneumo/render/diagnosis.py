@@ -18,6 +18,7 @@ from pneumo.inference import explain
 from pneumo.inference.predict import STATUS_REJECTED, Assessment, Classifier
 from pneumo.io import Film
 from pneumo.preprocess import to_display
+from pneumo.render.model_card import nearby_words
 from pneumo.render.pdf import CaseReport
 from pneumo.render.wording import (
     CAM_WORDS,
@@ -144,4 +145,6 @@ def case_report(view: FilmView, item: Assessment, classifier: Classifier,
         p_bacterial=item.p_bacterial if item.pattern else None,
         subtype_threshold=classifier.subtype.threshold if item.pattern and classifier.subtype is not None else None,
         map_target=view.target, source=PurePath(item.source).name,
+        scored_alike=("" if classifier.site is not None or item.p_pneumonia is None
+                      else nearby_words(classifier.loaded.card, item.p_pneumonia) or ""),
     )

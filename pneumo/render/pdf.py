@@ -98,6 +98,7 @@ class CaseReport:
     subtype_threshold: float | None = None
     map_target: str = "pneumonia"
     source: str = ""
+    scored_alike: str = ""  # how the training films scored in this film's tenth of the scale turned out
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -148,6 +149,8 @@ def _facts(report: CaseReport) -> list[tuple[str, str]]:
         low, high = report.interval
         facts.append(("10-90% interval", f"{format_probability(low)} to {format_probability(high)} "
                                          "(under mild test-time changes of the film)"))
+    if report.scored_alike:
+        facts.append(("Films scored alike", report.scored_alike))
     facts += [
         ("Operating threshold", f"{format_probability(report.threshold)} (pneumonia at or above)"),
         ("Verdict bands", bands_text(report.threshold)),
