@@ -16,7 +16,7 @@ from pneumo.evaluation.faithfulness_results import read_explanations
 from pneumo.inference.explain import METHODS, TARGETS
 from pneumo.inference.predict import STATUS_OK, STATUS_REJECTED, Assessment, Classifier
 from pneumo.preprocess import to_display
-from pneumo.render import charts, diagnosis, faithfulness_words, model_card, pdf, wording
+from pneumo.render import charts, diagnosis, faithfulness_words, pdf, wording
 from pneumo.render.charts import CHART_CONFIG
 
 CAM_CHOICES = ("gradcam", "gradcam_pp", "scorecam")
@@ -60,8 +60,7 @@ def probability_ui(item: Assessment, classifier: Classifier, interval: tuple[flo
     st.markdown(diagnosis.probability_text(p, classifier.threshold, interval, classifier.site_name))
     chart = charts.probability_bars(p, classifier.threshold, interval, classifier.classes)
     st.plotly_chart(chart, config=CHART_CONFIG, key="probability_bars")
-    # the card's films were scored with the model's own calibration, not a site's
-    nearby = None if classifier.site is not None else model_card.nearby_words(classifier.loaded.card, p)
+    nearby = diagnosis.scored_alike_words(classifier, p)
     if nearby:
         st.caption(nearby)
     pattern_ui(item, classifier)

@@ -84,7 +84,7 @@ def test_case_report_carries_what_the_page_shows(tiny_model, film):
     assert report.method == "Score-CAM" and report.classes == ("NORMAL", "PNEUMONIA")
     assert report.metadata == {"view": "AP"} and report.attention_outside and report.site == ""
     from pneumo.render.model_card import nearby_words
-    assert report.scored_alike == (nearby_words(tiny_model.card, 0.48) or "")
+    assert report.scored_alike == (nearby_words(tiny_model.card, 0.48, classifier.threshold) or "")
 
 
 def test_film_view_of_the_bacterial_pattern_map(film):

@@ -215,17 +215,26 @@ def test_the_review_band_outcomes_count_the_cards_out_of_fold_films_in_the_band(
     assert model_card.band_outcomes({"validation": {}}, 0.2, 0.5) is None
 
 
-def test_nearby_outcomes_count_the_tenth_of_the_scale_that_holds_the_probability():
+def test_nearby_outcomes_count_the_band_that_holds_the_probability_cut_at_the_verdict_boundaries():
     card = {"validation": {"kind": "out-of-fold (block folds)",
-                           "predictions": {"labels": [0, 1, 1, 0, 1, 1],
-                                           "p_pneumonia": [0.0, 0.25, 0.29, 0.3, 0.95, 1.0]}}}
-    assert model_card.nearby_outcomes(card, 0.21) == (2, 2, 0.2, 0.3, "out-of-fold (block folds)")
-    assert model_card.nearby_outcomes(card, 0.3)[:4] == (0, 1, 0.3, 0.4)
-    assert model_card.nearby_outcomes(card, 1.0)[:2] == (2, 2)  # the top tenth holds 100%
-    assert model_card.nearby_outcomes(card, 0.0)[:2] == (0, 1)
-    assert model_card.nearby_words(card, 0.21) == (
-        "Measured out-of-fold (block folds): of the 2 training films the model scored between 20% and 30%, 2 (100%) "
-        "had pneumonia, in a set where 67% had it (where fewer of the children filmed have pneumonia, that share "
-        "is lower).")
-    assert model_card.nearby_words(card, 0.55) is None  # no film scored there
-    assert model_card.nearby_words({}, 0.5) is None
+                           "predictions": {"labels": [0, 1, 1, 0, 1, 1, 1, 0],
+                                           "p_pneumonia": [0.0, 0.25, 0.29, 0.3, 0.36, 0.95, 1.0, 0.45]}}}
+    threshold = 0.34
+    assert model_card.nearby_outcomes(card, 0.21, threshold) == (2, 2, 0.2, 0.3, "out-of-fold (block folds)")
+    assert model_card.nearby_outcomes(card, 0.3, threshold)[:4] == (0, 1, 0.3, 0.34)  # cut at the threshold
+    assert model_card.nearby_outcomes(card, 0.35, threshold)[:4] == (1, 1, 0.34, 0.4)
+    assert model_card.nearby_outcomes(card, 0.45, 0.42)[:4] == (0, 1, 0.42, 0.5)  # and at 50%
+    assert model_card.nearby_outcomes(card, 1.0, threshold)[:2] == (2, 2)  # the top band holds 100%
+    assert model_card.nearby_outcomes(card, 0.0, threshold)[:2] == (0, 1)
+    words = model_card.nearby_words(card, 0.21, threshold)
+    assert words == (
+        "Measured out-of-fold (block folds): of the 2 training films scored between 20% and 30% (each by a fold "
+        "model that never saw the child), 2 (100%) had pneumonia, in a set where 62% had it (where fewer of the "
+        "children filmed have pneumonia, that share is lower). The model calls such a film normal, yet most of "
+        "these had pneumonia: its probabilities run low here, so read this film as uncertain.")
+    assert "of the 1 training film scored between 30% and 34% (" in model_card.nearby_words(card, 0.3, threshold)
+    assert "between 30% and 34.0%" in model_card.nearby_words(card, 0.3, 0.3398)
+    assert "read this film as uncertain" not in model_card.nearby_words(card, 0.3, threshold)  # 0 of 1
+    assert "read this film as uncertain" not in model_card.nearby_words(card, 0.35, threshold)  # not called normal
+    assert model_card.nearby_words(card, 0.55, threshold) is None  # no film scored there
+    assert model_card.nearby_words({}, 0.5, threshold) is None

@@ -145,6 +145,13 @@ def case_report(view: FilmView, item: Assessment, classifier: Classifier,
         p_bacterial=item.p_bacterial if item.pattern else None,
         subtype_threshold=classifier.subtype.threshold if item.pattern and classifier.subtype is not None else None,
         map_target=view.target, source=PurePath(item.source).name,
-        scored_alike=("" if classifier.site is not None or item.p_pneumonia is None
-                      else nearby_words(classifier.loaded.card, item.p_pneumonia) or ""),
+        scored_alike=scored_alike_words(classifier, item.p_pneumonia) or "",
     )
+
+
+def scored_alike_words(classifier: Classifier, p_pneumonia: float | None) -> str | None:
+    """How the model's out-of-fold training films scored alike turned out (:func:`nearby_words`), or None:
+    under a site calibration, whose probabilities are not those the card stores, and for no probability."""
+    if classifier.site is not None or p_pneumonia is None:
+        return None
+    return nearby_words(classifier.loaded.card, p_pneumonia, classifier.threshold)

@@ -150,31 +150,48 @@ def band_outcomes(card: dict, low: float, high: float) -> tuple[int, int, str] |
 
 
 NEARBY_WIDTH = 0.1
-"""The width of the probability band a film's :func:`nearby_outcomes` are counted in (a tenth of the scale)."""
+"""The width of the probability bands a film's :func:`nearby_outcomes` are counted in (a tenth of the
+scale), cut also at the threshold and at 50% so that every film of a band gets the same verdict."""
 
 
-def nearby_outcomes(card: dict, p: float) -> tuple[int, int, float, float, str] | None:
-    """Of the card's out-of-fold films scored in the tenth of the scale that holds ``p``: how many had
-    pneumonia, how many there were, the band's ends and the figures' kind; None without stored predictions."""
+def nearby_outcomes(card: dict, p: float, threshold: float) -> tuple[int, int, float, float, str] | None:
+    """Of the card's out-of-fold films scored in the band that holds ``p``: how many had pneumonia, how
+    many there were, the band's ends and the figures' kind; None without stored predictions.
+
+    The bands are tenths of the scale, cut at ``threshold`` and at 50% (the verdict boundaries).
+    """
     steps = round(1 / NEARBY_WIDTH)
-    band = min(int(p * steps + 1e-9), steps - 1)  # 0.3 is the third tenth's start, not the second's end
-    low, high = band / steps, (band + 1) / steps
-    found = band_outcomes(card, low, high if band < steps - 1 else 1.0 + 1e-9)  # the top band holds 100%
+    edges = sorted({round(k / steps, 9) for k in range(steps + 1)} | {threshold, 0.5})
+    edges = [edge for edge in edges if 0.0 <= edge <= 1.0]
+    at = max(i for i in range(len(edges) - 1) if edges[i] <= p + 1e-12)  # 0.3 starts a band, not ends one
+    low, high = edges[at], edges[at + 1]
+    found = band_outcomes(card, low, high if at < len(edges) - 2 else 1.0 + 1e-9)  # the top band holds 100%
     return None if found is None else (found[0], found[1], low, high, found[2])
 
 
-def nearby_words(card: dict, p: float) -> str | None:
-    """How the training films the model scored close to ``p`` turned out, in one sentence, with the set's
-    pneumonia share; None without stored predictions or such films."""
-    found = nearby_outcomes(card, p)
+def nearby_words(card: dict, p: float, threshold: float) -> str | None:
+    """How the out-of-fold training films scored in ``p``'s band (:func:`nearby_outcomes`) turned out, with
+    the set's pneumonia share, and a word when they contradict a normal verdict; None without such films."""
+    found = nearby_outcomes(card, p, threshold)
     labels = ((card.get("validation") or {}).get("predictions") or {}).get("labels") or []
     if found is None or not found[1] or not labels:
         return None
     had, films, low, high, kind = found
     share = sum(1 for label in labels if label == 1) / len(labels)
-    return (f"Measured {kind}: of the {films:,} training films the model scored between {low:.0%} and "
-            f"{high:.0%}, {had:,} ({_share(had / films)}) had pneumonia, in a set where {share:.0%} had it "
+    text = (f"Measured {kind}: of the {films:,} training film{'s' if films != 1 else ''} scored between "
+            f"{_edge(low)} and {_edge(high)} "
+            "(each by a fold model that never saw the child), "
+            f"{had:,} ({_share(had / films)}) had pneumonia, in a set where {share:.0%} had it "
             "(where fewer of the children filmed have pneumonia, that share is lower).")
+    if p < threshold and had / films >= 0.5:
+        text += (" The model calls such a film normal, yet most of these had pneumonia: its probabilities run "
+                 "low here, so read this film as uncertain.")
+    return text
+
+
+def _edge(value: float) -> str:
+    """A band's end as a percentage: ``30%``, or ``34.0%`` for the threshold."""
+    return f"{value:.0%}" if abs(value * 100 - round(value * 100)) < 1e-6 else f"{value:.1%}"
 
 
 def _share(value: float) -> str:
