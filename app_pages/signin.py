@@ -10,6 +10,7 @@ unless the operator sets :data:`OPEN_ENV` (sign-in done by a proxy in front of i
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import urllib.request
 from collections.abc import Sequence
@@ -24,12 +25,23 @@ NOT_SIGNED_IN = "not signed in"
 """Who :func:`current_user` names when sign-in is configured and nobody has signed in."""
 SIGN_IN_KEY, SIGN_OUT_KEY = "sign_in", "sign_out"
 PROVIDER_TIMEOUT_S = 5.0
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 OPEN_ENV = "PNEUMO_OPEN_WITHOUT_SIGN_IN"
 """Set to 1 to serve the app to other computers without its own sign-in (a signing-in proxy in front)."""
 PRODUCT = "Pneumo"
 WHAT_IT_IS = ("Decision support for reading children's chest X-rays: how likely pneumonia is, "
               "where the model looked, and how far to trust it.")
+
+
+def is_loopback(address: str | None) -> bool:
+    """Whether the app's ``server.address`` answers this machine only: ``localhost`` or a loopback IP
+    (127.0.0.0/8, ``::1`` in any spelling); None or empty means every interface."""
+    text = str(address or "").strip().strip("[]")
+    if text.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        return False
 
 
 def sign_in_configured() -> bool:
@@ -68,7 +80,7 @@ def require_sign_in(pages: Sequence[st.Page] = ()) -> None:
         st.stop()
     if not sign_in_configured():
         address = st.get_option("server.address")
-        if str(address or "") not in LOOPBACK and os.environ.get(OPEN_ENV) != "1":
+        if not is_loopback(address) and os.environ.get(OPEN_ENV) != "1":
             st.error(f"Sign-in is not configured and the app answers on {address or 'every address'}, so "
                      "other computers could see patients' films and results: no page is shown. Configure "
                      "sign-in in .streamlit/secrets.toml, serve the app on 127.0.0.1, or set "

@@ -120,7 +120,15 @@ def test_the_app_answers_on_this_machine_only_unless_told():
     import tomllib
 
     settings = tomllib.loads((Path(APP).parent / ".streamlit" / "config.toml").read_text())
-    assert settings["server"]["address"] in signin.LOOPBACK
+    assert signin.is_loopback(settings["server"]["address"])
+
+
+@pytest.mark.parametrize("address, loopback", [
+    ("127.0.0.1", True), ("127.0.1.1", True), ("localhost", True), ("LOCALHOST", True), ("::1", True),
+    ("[::1]", True), ("0:0:0:0:0:0:0:1", True), ("0.0.0.0", False), ("10.0.0.5", False), ("::", False),
+    ("pneumo.hospital.example", False), ("", False), (None, False)])
+def test_loopback_in_any_spelling_is_this_machine_only(address, loopback):
+    assert signin.is_loopback(address) is loopback
 
 
 def test_current_user_in_a_run_without_secrets_is_local(secrets_files, tmp_path):
