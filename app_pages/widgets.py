@@ -136,5 +136,5 @@ def headline_ui(card: dict) -> bool:
     for column, tile in zip(st.columns(len(tiles)), tiles):
         column.metric(tile["label"], tile["value"], help=tile["help"])
         column.caption(f"{tile['interval']} · {tile['study']}")
-    st.caption(model_card.STUDY_COMPARISON_NOTE + " " + model_card.SHIFT_NOTE)
+    st.caption(model_card.study_comparison_note(card) + " " + model_card.SHIFT_NOTE)
     return True

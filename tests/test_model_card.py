@@ -138,6 +138,8 @@ def test_the_headline_tiles_and_words_come_from_the_scheme_the_operating_point_w
     assert "each scored by the block-fold model that never saw that child (the shipped ensemble's members are " \
            "the random-fold models" in words
     assert "about 66 of 100 on new patients' films" in words
+    other = {key: value for key, value in card.items() if key != model_card.PREDECESSOR_KEY}  # another model
+    assert "model shipped before" not in model_card.plain_headline(other) + model_card.study_comparison_note(other)
     rows = card["cross_validation"]["transfer"][card["cross_validation"]["threshold_rule"]]
     sentence = model_card.headline_sentence(card)
     assert (f"the same rule kept sensitivity {sum(r['sensitivity'] for r in rows) / len(rows):.3f} on average "

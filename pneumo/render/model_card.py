@@ -25,20 +25,8 @@ FIGURE_WORDS = (("accuracy", "Accuracy"), ("sensitivity", "Sensitivity"), ("spec
                 ("roc_auc", "ROC AUC"), ("ece", "ECE"))
 ORIGINAL_STUDY = {"accuracy": 0.928, "sensitivity": 0.932, "specificity": 0.901, "roc_auc": 0.968}
 """Kermany et al. 2018 on their test split (ImageNet weights, checkpoint chosen on that split)."""
-PREVIOUS_MODEL_ON_NEW_PATIENTS = {"validation_specificity": 0.989, "specificity": 0.658, "roc_auc": 0.980}
-"""The model shipped before this ensemble, measured by the product's owners on the held-back films of
-new patients (the data set's test split): its own validation had read 0.989 specificity. The shipped
-ensemble has not been measured there; these are the only figures on new patients there are."""
 FOLD_MODEL_WORDS = {"random": "random-fold", "block": "block-fold"}
 
-STUDY_COMPARISON_NOTE = (
-    "The original study (Kermany et al. 2018) measured its model on its own test split, films of new "
-    "patients, with ImageNet weights; these figures come from this model's out-of-fold training films, "
-    "which are easier: the model shipped before this one kept "
-    f"{PREVIOUS_MODEL_ON_NEW_PATIENTS['specificity']:.3f} specificity on that test split against "
-    f"{PREVIOUS_MODEL_ON_NEW_PATIENTS['validation_specificity']:.3f} on its own validation films, so the "
-    "two columns are not a like-for-like comparison.")
-"""Under the headline tiles, beside the original study's figures."""
 SHIFT_NOTE = ("Films from other hospitals, machines and periods are expected to score lower than these "
               "figures; `python -m pneumo calibrate-site` is how a site measures the model on its own "
               "labelled films and adapts its temperature and threshold.")
@@ -231,13 +219,32 @@ def threshold_transfer_words(card: dict) -> str:
             f"specificity {sum(specificity) / len(rows):.3f} (worst block {min(specificity):.3f}).")
 
 
-def new_patients_words() -> str:
-    """The one measurement on new patients there is (the previous model's), in a sentence."""
-    previous = PREVIOUS_MODEL_ON_NEW_PATIENTS
+PREDECESSOR_KEY = "predecessor_on_new_patients"
+"""The card section holding the one measurement on new patients on file: the previous model's, made by
+the product's owners on the held-back test split (``validation_specificity``, ``specificity``, ``roc_auc``)."""
+
+
+def new_patients_words(card: dict) -> str:
+    """The card's measurement of its predecessor on new patients, as a clause; empty without one."""
+    previous = card.get(PREDECESSOR_KEY) or {}
+    if previous.get("specificity") is None or previous.get("validation_specificity") is None:
+        return ""
     return (f"the model shipped before this one cleared {round(100 * previous['validation_specificity'])} of 100 "
             f"healthy children on its own validation films but about {round(100 * previous['specificity'])} of "
             "100 on new patients' films (measured by the product's owners; no such measurement of this "
             "ensemble is on file)")
+
+
+def study_comparison_note(card: dict) -> str:
+    """Under the headline tiles, beside the original study's figures: why the columns are not like for like."""
+    text = ("The original study (Kermany et al. 2018) measured its model on its own test split, films of new "
+            "patients, with ImageNet weights; these figures come from this model's out-of-fold training films")
+    previous = card.get(PREDECESSOR_KEY) or {}
+    if previous.get("specificity") is None or previous.get("validation_specificity") is None:
+        return text + ", which are likely easier."
+    return (text + f", which are easier: the model shipped before this one kept {previous['specificity']:.3f} "
+            f"specificity on that test split against {previous['validation_specificity']:.3f} on its own "
+            "validation films, so the two columns are not a like-for-like comparison.")
 
 
 def headline_sentence(card: dict) -> str | None:
@@ -298,8 +305,10 @@ def plain_headline(card: dict) -> str | None:
             f"{100 - round(100 * specificity)}. Measured out of fold on {top['n']:,} training films "
             f"({SCHEME_WORDS.get(top['scheme'], top['scheme']).replace(' (', ', ').rstrip(')')}), "
             f"{scored_by_words(card, top['scheme'])}. All of them come from the one hospital the model learned "
-            f"from, and new patients are harder: {new_patients_words()}. Expect it to clear fewer healthy "
-            "children at your hospital, and measure it there with calibrate-site."
+            f"from, and new patients are harder"
+            + (f": {new_patients_words(card)}" if new_patients_words(card) else "")
+            + ". Expect it to clear fewer healthy children at your hospital, and measure it there with "
+            "calibrate-site."
             + guard_refusal_words(card))
 
 
