@@ -62,6 +62,11 @@ def parse_film_name(name: str) -> tuple[str, str | None]:
     return Path(name).stem, None
 
 
+def is_split_folder(root: str | Path) -> bool:
+    """Whether ``root`` is one split itself (it holds ``NORMAL`` or ``PNEUMONIA``), not a Kaggle-layout root."""
+    return any((Path(root) / name).is_dir() for name in CLASSES)
+
+
 def find_films(root: str | Path, splits: Sequence[str] = SPLITS) -> list[FilmRecord]:
     """All films under ``root``, in either layout, sorted by path.
 
@@ -76,7 +81,7 @@ def find_films(root: str | Path, splits: Sequence[str] = SPLITS) -> list[FilmRec
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"No such data folder: {root}")
-    if any((root / name).is_dir() for name in CLASSES):
+    if is_split_folder(root):
         split_dirs = [(root.name, root)]
     else:
         split_dirs = [(name, root / name) for name in splits if (root / name).is_dir()]
@@ -153,6 +158,11 @@ def _film_record(path: Path, split: str) -> FilmRecord | None:
     return FilmRecord(path, CLASSES.index(path.parent.name), split, patient, subtype)
 
 
+def validation_parts(val_fraction: float) -> int:
+    """How many patient-grouped parts :func:`split_by_patient` cuts the films into (one is held out)."""
+    return max(2, round(1 / val_fraction))
+
+
 def split_by_patient(
     records: Sequence[FilmRecord], val_fraction: float = 0.2, seed: int = 0
 ) -> tuple[list[FilmRecord], list[FilmRecord]]:
@@ -167,7 +177,7 @@ def split_by_patient(
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     records = sorted(records, key=lambda r: str(r.path))
-    folds = StratifiedGroupKFold(n_splits=max(2, round(1 / val_fraction)), shuffle=True,
+    folds = StratifiedGroupKFold(n_splits=validation_parts(val_fraction), shuffle=True,
                                  random_state=seed)
     labels = [r.label for r in records]
     groups = [r.patient for r in records]

@@ -245,18 +245,28 @@ def stratified_sample(records: Sequence[FilmRecord], limit: int | None,
     return sorted(chosen, key=lambda r: str(r.path))
 
 
-def too_few_patients(records: Sequence[FilmRecord], k: int) -> str | None:
+def too_few_patients(records: Sequence[FilmRecord], k: int, schemes: Sequence[str] = (),
+                     seed: int = 0) -> str | None:
     """Why ``records`` cannot fill ``k`` patient-grouped folds that each hold both classes, or None.
 
-    Each class needs at least ``k`` patients; words such as "it has 3 NORMAL patients and each
-    of the 5 needs one".
+    Each class needs at least ``k`` patients ("it has 3 NORMAL patients and each of the 5 needs
+    one"); then each fold of each of ``schemes`` is assigned and checked ("block fold 5 would hold
+    out no NORMAL film").
     """
     patients: dict[str, set[str]] = {name: set() for name in CLASSES}
     for record in records:
         patients.setdefault(record.class_name, set()).add(record.patient)
     for name, held in patients.items():
         if len(held) < k:
-            return f"it has {len(held)} {name} patients and each of the {k} needs one"
+            noun = "patient" if len(held) == 1 else "patients"
+            return f"it has {len(held)} {name} {noun} and each of the {k} needs one"
+    for scheme in schemes:
+        assigned = assign_folds(records, scheme, k, seed)
+        for fold in range(k):
+            held_classes = {r.class_name for r, f in zip(records, assigned) if f == fold}
+            missing = [name for name in CLASSES if name not in held_classes]
+            if missing:
+                return f"{scheme} fold {fold + 1} would hold out no {missing[0]} film"
     return None
 
 

@@ -156,3 +156,15 @@ def test_records_to_measure_without_a_recorded_split(tmp_path, tiny_card):
     with pytest.raises(ValueError, match="does not hold this model's training data"):
         folds.records_to_measure(tiny_card, root, "validation")
     assert folds.records_to_measure(tiny_card, root, "all")[1] == "all"
+
+
+def test_too_few_patients_say_why_in_words():
+    from pneumo.data import FilmRecord
+
+    def record(name, label, patient):
+        return FilmRecord(Path(name), label, "train", patient, None)
+
+    one = [record("a.jpeg", 0, "IM-1")] + [record(f"p{i}.jpeg", 1, f"person{i}") for i in range(5)]
+    assert folds.too_few_patients(one, 5) == "it has 1 NORMAL patient and each of the 5 needs one"
+    enough = [record(f"n{i}.jpeg", 0, f"IM-{i}") for i in range(5)] + one[1:]
+    assert folds.too_few_patients(enough, 5, ("random", "block")) is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import shutil
 import subprocess
 from dataclasses import replace
 
@@ -32,6 +33,7 @@ from pneumo.pacs import results
 from pneumo.preprocess import to_model_input
 from pneumo.render.diagnosis import film_view
 from pneumo.render.wording import REVIEW_WORDS
+from tests.support.data import skip_or_fail
 from tests.support.dicom_films import IDENTIFIERS, SAFE_FIELDS, encode_dicom
 
 STUDY_UID = "1.2.826.0.1.3680043.10.1.2"
@@ -345,6 +347,8 @@ def test_the_burned_in_lines_name_the_result(shipped, overlay_case):
 @pytest.mark.parametrize("body_part", [None, "CHEST"])
 def test_both_result_objects_pass_dicom3tools_iod_check(shipped, overlay_case, pneumonia_dx, body_part, tmp_path):
     """dciodvfy checks each object against its IOD; only warnings (the private coding scheme) are allowed."""
+    if shutil.which("dciodvfy") is None:
+        skip_or_fail("dicom3tools' dciodvfy is not installed: run 'make test', which installs it")
     source, assessment, overlay = overlay_case
     if body_part:
         source = dcmread(io.BytesIO(film_bytes_with(pneumonia_dx, BodyPartExamined=body_part)))

@@ -96,20 +96,8 @@ def require_enough_patients(records: Sequence, where, k: int, schemes: Sequence[
     ``schemes`` (of :data:`pneumo.folds.SCHEMES`) are assigned and each part checked too.
     """
     from pneumo import folds
-    from pneumo.data import CLASSES
 
-    short = folds.too_few_patients(records, k)
-    if short is None:
-        for scheme in schemes:
-            assigned = folds.assign_folds(records, scheme, k, seed)
-            for fold in range(k):
-                held = {r.class_name for r, f in zip(records, assigned) if f == fold}
-                missing = [name for name in CLASSES if name not in held]
-                if missing:
-                    short = f"{scheme} fold {fold + 1} would hold out no {missing[0]} film"
-                    break
-            if short:
-                break
+    short = folds.too_few_patients(records, k, schemes, seed)
     if short:
         raise UserError(f"{where} holds too few films for {k} patient-grouped {what}: {short}; "
                         "give more films" + (" or fewer --folds." if what == "folds" else "."))

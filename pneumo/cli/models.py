@@ -53,7 +53,8 @@ def run_train(args) -> int:
 
     config = TrainConfig(**given(args, field_names(TrainConfig)),
                          augment=AugmentConfig(**given(args, field_names(AugmentConfig))))
-    require_enough_patients(records, args.data, max(2, round(1 / config.val_fraction)),
+    require_fraction("--val-fraction", config.val_fraction)
+    require_enough_patients(records, args.data, data.validation_parts(config.val_fraction),
                             what="parts (one held out for validation)")
     progress = Progress("train", config.epochs, things="epochs")
     folder = train(config, log=progress.note, on_epoch=epoch_reporter(progress, config.epochs))

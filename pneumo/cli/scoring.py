@@ -182,7 +182,7 @@ def evaluation_records(root: Path, split: str | None):
 
     require_data_folder(root)
     if split:
-        if any((root / name).is_dir() for name in data.CLASSES):
+        if data.is_split_folder(root):
             raise UserError(f"{root} is a split folder itself (it holds NORMAL/PNEUMONIA), so --split {split} "
                             "does not apply: leave --split out, or name the folder above it.")
         if not (root / split).is_dir():
@@ -190,6 +190,6 @@ def evaluation_records(root: Path, split: str | None):
         return data.find_films(root, splits=(split,))
     if (root / "test").is_dir():
         return data.find_films(root, splits=("test",))
-    if any((root / name).is_dir() for name in data.CLASSES):
+    if data.is_split_folder(root):
         return data.find_films(root)
     raise UserError(f"{root} has no test split and no NORMAL/PNEUMONIA folders; name one with --split.")

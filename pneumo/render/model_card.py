@@ -493,6 +493,9 @@ def guard_sentence(guard: dict, ensemble: bool = False) -> str:
     flagged = (f" and {validation['flagged']} were read with a note that they are less typical of the "
                "training films" if "flagged" in validation else "")
     films = "the ensemble's first member's held-out films" if ensemble else "the model's validation films"
+    rate = validation.get("cross_fitted_rejection_rate")
+    crossed = (f" ({100 * rate:.1f}% when the thresholds are set on half the patients and counted on the "
+               "other half)" if rate is not None else "")
     made = (f" ({scope['n_out_of_scope']} pictures made from the training films by rotating, inverting or "
             "tiling them, or generated: photographs, documents, noise, blanks; not real out-of-scope films)"
             if scope.get("n_out_of_scope") else "")
@@ -500,7 +503,7 @@ def guard_sentence(guard: dict, ensemble: bool = False) -> str:
             f"(they pass many adult films: see the limits). On {films}, where its thresholds were set "
             "(in-distribution: the training hospital's films), "
             f"{validation.get('rejected', '?')} of {validation.get('n', '?')} real films were refused"
-            f"{flagged}; AUROC against the out-of-scope evaluation set{made}: {auroc}.")
+            f"{crossed}{flagged}; AUROC against the out-of-scope evaluation set{made}: {auroc}.")
 
 
 def header_check_rows() -> list[dict]:
