@@ -87,7 +87,7 @@ def probability_bars(p_pneumonia: float, threshold: float,
                       line=dict(color=THRESHOLD_COLOUR, width=2, dash="dash"))
     fig.add_annotation(x=threshold, y=1.45, text=f"threshold {threshold:.2f}", showarrow=False,
                        yanchor="bottom", font=dict(size=12))
-    fig.update_xaxes(range=[0, 1.08], tickformat=".0%", title="calibrated probability")
+    fig.update_xaxes(range=[0, 1.08], tickformat=".0%", title="probability (temperature-scaled)")
     fig.update_yaxes(categoryorder="array", categoryarray=names)
     return _style(fig, height=210, legend=dict(orientation="h", y=-0.45, x=0))
 
@@ -102,7 +102,7 @@ def pattern_bars(p_bacterial: float, threshold: float,
         classes: the subtype model's classes in label order.
     """
     fig = probability_bars(p_bacterial, threshold, None, classes)
-    fig.update_xaxes(title="calibrated probability, given pneumonia")
+    fig.update_xaxes(title="probability given pneumonia (temperature-scaled)")
     return fig
 
 
@@ -124,7 +124,7 @@ def verdict_scale(threshold: float, classes: Sequence[str] = ("NORMAL", "PNEUMON
                   annotation_text=f"operating threshold {threshold:.2f}", annotation_position="top")
     fig.update_layout(barmode="stack", showlegend=False)
     fig.update_xaxes(range=[0, 1.001], tickformat=".0%", dtick=0.2,
-                     title="calibrated probability of pneumonia")
+                     title="probability of pneumonia (temperature-scaled)")
     fig.update_yaxes(showticklabels=False)
     return _style(fig, height=170)
 
