@@ -20,7 +20,7 @@ shows **where the model looked**, and says **how far to trust it**.
 - The probability is **temperature-scaled** on out-of-fold films (each scored by a model that
   never saw that child), but it is **not an exact chance**: on the training hospital's own films it
   runs low in the middle of the scale, and on new patients the model flags more healthy children
-  than there. Each result on the diagnose page and in its PDF therefore says how the training
+  than there. Each result on the diagnose and worklist pages and in their PDFs therefore says how the training
   films scored alike turned out (where the model's card holds them), and the reliability diagram
   on the model card shows the whole scale. The verdict uses the model's **operating
   threshold**, chosen to miss few pneumonias; between it and 50% a film reads **possible

@@ -129,6 +129,8 @@ def result_ui(folder: str, row_id: str, user: str) -> None:
     st.markdown(diagnosis.probability_text(result.p_pneumonia, result.threshold, result.interval, result.site))
     st.plotly_chart(charts.probability_bars(result.p_pneumonia, result.threshold, result.interval, result.classes),
                     config=CHART_CONFIG, key="worklist_probability_bars")
+    if result.scored_alike:
+        st.caption(result.scored_alike)
     if result.pattern and result.p_bacterial is not None:
         st.markdown(wording.pattern_text(result.pattern, result.p_bacterial))
         if result.subtype_threshold is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import sqlite3
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -226,3 +227,18 @@ def test_the_work_dir_with_images_and_the_audit_log_hold_no_patient_identifiers(
         assert not [n for n in needles if n in path.read_bytes()], path.name
     audit = (work / "audit.jsonl").read_text()
     assert not any(ds.SOPInstanceUID in audit or ds.StudyInstanceUID in audit for ds in films)
+
+
+def test_a_stored_result_keeps_how_films_scored_alike_turned_out_and_its_pdf_prints_it():
+    from pneumo import store
+    from pneumo.render.diagnosis import scored_alike_words
+
+    shipped = Classifier(store.load(store.default_model_name(store.REPO_STORE), store.REPO_STORE))
+    assessment = shipped.assess(real_films("PNEUMONIA", 1)[0])
+    stored = StoredResult.of(assessment, shipped)
+    assert stored.scored_alike and stored.scored_alike == scored_alike_words(shipped, assessment.p_pneumonia)
+    assert stored.scored_alike.startswith(f"Measured {shipped.loaded.card['validation']['kind']}: of the ")
+    assert StoredResult.from_json(stored.to_json()) == stored
+    assert stored.case_report(None, None).scored_alike == stored.scored_alike
+    refused = StoredResult.of(replace(assessment, status=STATUS_REJECTED, p_pneumonia=None), shipped)
+    assert refused.scored_alike == ""

@@ -22,6 +22,7 @@ from PIL import Image
 
 from pneumo.inference.predict import STATUS_OK, Assessment, Classifier
 from pneumo.pacs.queue import OWN_RESULT, QUEUE_FILE, RESULTS_DIR, STATUS_DONE
+from pneumo.render.diagnosis import scored_alike_words
 from pneumo.render.pdf import CaseReport
 from pneumo.render.wording import verdict_for
 
@@ -65,6 +66,7 @@ class StoredResult:
     site: str = ""
     method: str = ""
     attention_outside: bool = False
+    scored_alike: str = ""  # how the model's out-of-fold training films scored alike turned out, when known
 
     @classmethod
     def of(cls, assessment: Assessment, classifier: Classifier, interval: tuple[float, float] | None = None,
@@ -84,7 +86,8 @@ class StoredResult:
             notes=tuple(film.notes) if film is not None else (),
             metadata={k: v for k, v in (film.metadata if film is not None else {}).items() if k in KEPT_METADATA},
             model_name=classifier.loaded.name, model_version=classifier.loaded.version,
-            site=classifier.site_name, method=method if ok else "", attention_outside=attention_outside)
+            site=classifier.site_name, method=method if ok else "", attention_outside=attention_outside,
+            scored_alike=(scored_alike_words(classifier, assessment.p_pneumonia) or "") if ok else "")
 
     def to_json(self) -> str:
         """The JSON text kept in the queue row."""
@@ -116,7 +119,8 @@ class StoredResult:
             interval=self.interval, classes=self.classes, metadata=dict(self.metadata),
             attention_outside=self.attention_outside, created=created, site=self.site, warnings=self.warnings,
             pattern=self.pattern if self.p_bacterial is not None else "",
-            p_bacterial=self.p_bacterial if self.pattern else None, subtype_threshold=self.subtype_threshold)
+            p_bacterial=self.p_bacterial if self.pattern else None, subtype_threshold=self.subtype_threshold,
+            scored_alike=self.scored_alike)
 
 
 @dataclass(frozen=True)
