@@ -31,7 +31,7 @@ from pneumo.inference.predict import STATUS_ERROR, STATUS_OK, STATUS_REJECTED, A
 from pneumo.inference.sites import Site
 from pneumo.pacs import results
 from pneumo.preprocess import to_model_input
-from pneumo.render.diagnosis import film_view
+from pneumo.render.diagnosis import film_view, scored_alike_words
 from pneumo.render.wording import REVIEW_WORDS
 from tests.support.data import skip_or_fail
 from tests.support.dicom_films import IDENTIFIERS, SAFE_FIELDS, encode_dicom
@@ -124,6 +124,8 @@ def test_the_report_of_a_real_film_carries_the_classifiers_result(which, shipped
     assert finding.value in {"LIKELY", "UNLIKELY", "REVIEW"}
     assert (finding.value == "UNLIKELY") == (assessment.label == "NORMAL")
     assert comment(group).startswith(("Pneumonia likely", "No pneumonia detected", "Possible pneumonia"))
+    alike = scored_alike_words(shipped, assessment.p_pneumonia)
+    assert alike and f" {alike} " in comment(group)  # how films scored alike turned out, for the PACS reader
     assert evaluated(group, "pattern") is None  # the shipped model has no subtype model
     texts = algorithm_texts(group)
     sha = shipped.loaded.card["sha256"]

@@ -33,6 +33,7 @@ from pydicom.valuerep import DA, TM
 
 from pneumo.inference import explain
 from pneumo.inference.predict import STATUS_ERROR, STATUS_OK, Assessment, Classifier, in_review_band
+from pneumo.render.diagnosis import scored_alike_words
 from pneumo.render.wording import REVIEW_WORDS, format_probability, verdict_for
 
 MANUFACTURER = "Pneumo"
@@ -385,4 +386,5 @@ def _comment(assessment: Assessment, classifier: Classifier) -> str:
         kind = "unreadable" if assessment.status == STATUS_ERROR else "refused"
         return f"not assessed: {assessment.message or kind}"
     words = verdict_for(assessment.p_pneumonia, classifier.threshold, classifier.classes).text
-    return f"{words}. {assessment.message}".strip() + f" {AI_WORDS}."
+    alike = scored_alike_words(classifier, assessment.p_pneumonia) or ""
+    return " ".join(part for part in (f"{words}.", assessment.message, alike, f"{AI_WORDS}.") if part)
