@@ -28,6 +28,7 @@ import streamlit as st
 from app_pages import widgets
 from pneumo import data, examples, store
 from pneumo.evaluation import profile
+from pneumo.evaluation.faithfulness_results import read_explanations
 from pneumo.inference import sites
 from pneumo.inference.explain import Explainer
 from pneumo.inference.predict import Assessment, Classifier
@@ -228,6 +229,15 @@ def validation_at(name: str, store_path: str, sha256: str, threshold: float, par
 def out_of_fold(name: str, store_path: str, sha256: str) -> dict[str, float]:
     """Each training film's out-of-fold P(pneumonia) from the model's card, by its path under the data root."""
     return demo.out_of_fold_probabilities(store.read_card(name, store_path))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def explanations(name: str, store_path: str, sha256: str) -> dict | None:
+    """The model's stored faithfulness results (``explanations.json``), read once per model file.
+
+    ``sha256`` is a :class:`ModelRef`'s (the model file's, then ``+`` the subtype file's, if any).
+    """
+    return read_explanations(Path(store_path) / name, sha256.split("+")[0])
 
 
 # -- example films ------------------------------------------------------------------------------

@@ -109,9 +109,7 @@ def empty_ui(classifier: Classifier) -> None:
     """Before any upload: what to do, and how a probability will be read."""
     st.info("Upload one or more films to see how likely pneumonia is and where the model looked.",
             icon=":material/upload:")
-    # what the card measured in the review band holds for the model's own threshold, not a site's
-    observed = None if classifier.site is not None else model_card.review_band_outcomes(
-        classifier.loaded.card, classifier.threshold)
+    observed = model_card.review_band_outcomes(classifier.loaded.card, classifier.threshold, classifier.site)
     st.markdown("**How a result is read.** The model gives a temperature-scaled probability of pneumonia, "
                 "put into words by band:\n" + "\n".join(
                     f"- {line}" for line in wording.band_explanation(classifier.threshold, observed)))

@@ -47,7 +47,7 @@ def architecture_ui(loaded: LoadedModel) -> None:
     threshold = site.threshold if site is not None else loaded.threshold
     st.markdown(f"**How a probability is put into words** (threshold {format_probability(threshold)}):\n"
                 + "\n".join(f"- {line}" for line in band_explanation(
-                    threshold, None if site is not None else model_card.review_band_outcomes(card, threshold))))
+                    threshold, model_card.review_band_outcomes(card, threshold, site))))
     if site is not None:
         st.caption(f"{site_text(site)} The figures on this page are the model's own.")
     st.caption(f"Preprocessing: {card.get('preprocessing', 'see pneumo.preprocess')}")

@@ -12,7 +12,6 @@ from pathlib import PurePath
 import streamlit as st
 
 from app_pages import caches, widgets
-from pneumo.evaluation.faithfulness_results import read_explanations
 from pneumo.inference.explain import METHODS, TARGETS
 from pneumo.inference.predict import STATUS_OK, STATUS_REJECTED, Assessment, Classifier
 from pneumo.preprocess import to_display
@@ -95,8 +94,7 @@ def overlay_ui(item: Assessment, file_id: str, classifier: Classifier,
             st.warning(view.warning, icon=":material/warning:")
         if view.note:
             st.info(view.note, icon=":material/info:")
-        caveat = None if target != "pneumonia" else faithfulness_words.method_caveat(  # measured for pneumonia
-            read_explanations(classifier.loaded.path, classifier.loaded.card.get("sha256")), method)
+        caveat = faithfulness_words.method_caveat(caches.explanations(*ref), method, target)
         if caveat:
             st.caption(caveat)
         widgets.legend_ui(view.legend)

@@ -16,7 +16,8 @@ import streamlit as st
 from app_pages import signin, widgets
 from app_pages.caches import audit_log, worklist_dir
 from pneumo.pacs.audit import DOWNLOADED_PDF, OPENED
-from pneumo.pacs.worklist import ORDER_LIKELY, ORDER_NEWEST, StoredResult, WorklistError, load_result, read_worklist
+from pneumo.pacs.worklist import (ORDER_LIKELY, ORDER_NEWEST, StoredResult, WorklistError, load_result, read_row,
+                                  read_worklist)
 from pneumo.render import charts, diagnosis, pdf, wording
 from pneumo.render.charts import CHART_CONFIG
 from pneumo.inference.explain import ATTENTION_WARNING
@@ -108,7 +109,8 @@ def result_ui(folder: str, row_id: str, user: str) -> None:
     try:
         result, film, overlay = load_result(folder, row_id)
         # the table's selection is cleared once a row opens: the heading says which film this is
-        label = next((row.label_words for row in read_worklist(folder, ORDER_NEWEST).rows if row.id == row_id), "")
+        row = read_row(folder, row_id)
+        label = row.label_words if row is not None else ""
     except WorklistError as err:
         st.warning(str(err), icon=":material/warning:")
         return

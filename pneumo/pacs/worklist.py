@@ -237,6 +237,22 @@ def read_worklist(work_dir: str | Path, order: str = ORDER_LIKELY) -> Worklist:
                     accession_kept=any(row.accession for row in rows))
 
 
+def read_row(work_dir: str | Path, row_id: str) -> WorklistRow | None:
+    """One worklist row by its id (as :func:`read_worklist` lists it), or None when there is none.
+
+    Raises:
+        WorklistError: no queue in ``work_dir``, or one that cannot be read.
+    """
+    db = _connect(work_dir)
+    try:
+        found = db.execute(_ROW_SQL + " WHERE row_id = ?", (row_id,)).fetchone()
+    except sqlite3.Error as err:
+        raise WorklistError(f"The listener queue in {work_dir} cannot be read ({err}).") from None
+    finally:
+        db.close()
+    return None if found is None else _row(found)
+
+
 def _row(values) -> WorklistRow:
     *fields, text = values
     row = WorklistRow(*fields, has_result=text is not None)

@@ -66,10 +66,11 @@ def reading_guide(result: dict, ensemble: bool = False) -> str:
             "model learned. Border: share of the map's weight in the film's outer band.")
 
 
-def method_caveat(result: dict | None, method: str) -> str | None:
+def method_caveat(result: dict | None, method: str, target: str = "pneumonia") -> str | None:
     """For a map method whose maps changed little when the model's weights were made random (at or above
-    the randomisation bound Grad-CAM is held to), one sentence saying so; None otherwise or unmeasured."""
-    if not result or method == "gradcam":
+    the randomisation bound Grad-CAM is held to), one sentence saying so; None otherwise, unmeasured, or
+    for a map of another ``target`` than pneumonia (what the results measured)."""
+    if not result or method == "gradcam" or target != "pneumonia":
         return None
     bound = ((result.get("targets") or {}).get("gradcam.randomization_spearman_max") or {}).get("target")
     value = (result.get(method) or {}).get("randomization_spearman")

@@ -187,10 +187,11 @@ def _share(value: float) -> str:
     return f"{value:.1%}" if 0 < value < 0.01 or 0.99 < value < 1 else f"{value:.0%}"
 
 
-def review_band_outcomes(card: dict, threshold: float) -> tuple[int, int, str] | None:
-    """:func:`band_outcomes` of the review band at ``threshold`` (None when there is no band)."""
+def review_band_outcomes(card: dict, threshold: float, site=None) -> tuple[int, int, str] | None:
+    """:func:`band_outcomes` of the review band at ``threshold``; None when there is no band, or under a
+    ``site`` calibration (its threshold and probabilities are not those the card stores)."""
     band = review_band(threshold)
-    return None if band is None else band_outcomes(card, *band)
+    return None if band is None or site is not None else band_outcomes(card, *band)
 
 
 def scored_by_words(card: dict, scheme: str) -> str:
@@ -224,10 +225,18 @@ PREDECESSOR_KEY = "predecessor_on_new_patients"
 the product's owners on the held-back test split (``validation_specificity``, ``specificity``, ``roc_auc``)."""
 
 
-def new_patients_words(card: dict) -> str:
-    """The card's measurement of its predecessor on new patients, as a clause; empty without one."""
+def _predecessor(card: dict) -> dict | None:
+    """The card's :data:`PREDECESSOR_KEY` section when it holds both specificities, else None."""
     previous = card.get(PREDECESSOR_KEY) or {}
     if previous.get("specificity") is None or previous.get("validation_specificity") is None:
+        return None
+    return previous
+
+
+def new_patients_words(card: dict) -> str:
+    """The card's measurement of its predecessor on new patients, as a clause; empty without one."""
+    previous = _predecessor(card)
+    if previous is None:
         return ""
     return (f"the model shipped before this one cleared {round(100 * previous['validation_specificity'])} of 100 "
             f"healthy children on its own validation films but about {round(100 * previous['specificity'])} of "
@@ -239,8 +248,8 @@ def study_comparison_note(card: dict) -> str:
     """Under the headline tiles, beside the original study's figures: why the columns are not like for like."""
     text = ("The original study (Kermany et al. 2018) measured its model on its own test split, films of new "
             "patients, with ImageNet weights; these figures come from this model's out-of-fold training films")
-    previous = card.get(PREDECESSOR_KEY) or {}
-    if previous.get("specificity") is None or previous.get("validation_specificity") is None:
+    previous = _predecessor(card)
+    if previous is None:
         return text + ", which are likely easier."
     return (text + f", which are easier: the model shipped before this one kept {previous['specificity']:.3f} "
             f"specificity on that test split against {previous['validation_specificity']:.3f} on its own "
@@ -300,13 +309,14 @@ def plain_headline(card: dict) -> str | None:
         return None
     figures = top["figures"]
     sensitivity, specificity = figures["sensitivity"]["value"], figures["specificity"]["value"]
+    new_patients = new_patients_words(card)
     return (f"Of every 100 films of children with pneumonia, the model flags about {round(100 * sensitivity)}; "
             f"of every 100 films of children without, it clears about {round(100 * specificity)} and wrongly flags about "
             f"{100 - round(100 * specificity)}. Measured out of fold on {top['n']:,} training films "
             f"({SCHEME_WORDS.get(top['scheme'], top['scheme']).replace(' (', ', ').rstrip(')')}), "
             f"{scored_by_words(card, top['scheme'])}. All of them come from the one hospital the model learned "
             f"from, and new patients are harder"
-            + (f": {new_patients_words(card)}" if new_patients_words(card) else "")
+            + (f": {new_patients}" if new_patients else "")
             + ". Expect it to clear fewer healthy children at your hospital, and measure it there with "
             "calibrate-site."
             + guard_refusal_words(card))
