@@ -26,6 +26,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                     returncode=pytest.ExitCode.USAGE_ERROR)
 
 
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def in_project_folder():
+    """Run every test from the project folder, wherever pytest was started: Streamlit reads
+    ``.streamlit/config.toml`` (``server.address``, which the sign-in gate checks) from there."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(PROJECT)
+        yield
+
+
 @pytest.fixture(scope="session")
 def train_dir() -> Path:
     """``<data dir>/train``: the real training films (skip without them, fail in CI)."""
