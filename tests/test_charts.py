@@ -55,7 +55,7 @@ def test_probability_bars_show_both_classes_threshold_and_interval():
     lines = sorted((s.x0, s.y0, s.y1) for s in fig.layout.shapes)
     assert np.asarray(lines) == pytest.approx(np.array([(0.4, -0.45, 0.45), (0.6, 0.55, 1.45)]))
     assert [line[1:] for line in vertical_lines(fig)] == [(palette.INK, "dash")] * 2
-    assert annotations(fig) == {"threshold 0.60": 0.6}
+    assert annotations(fig) == {"threshold 60.0%": 0.6}
     assert tuple(fig.layout.xaxis.range) == (0, 1.08) and fig.layout.xaxis.tickformat == ".0%"
 
 
@@ -65,7 +65,7 @@ def test_probability_bars_without_interval_and_at_the_extremes():
     assert list(fig.data[0].x) == pytest.approx([0.001, 0.999])
     assert list(fig.data[0].text) == ["<1%", ">99%"]  # never claims certainty
     assert [x for x, _, _ in vertical_lines(fig)] == pytest.approx([0.3, 0.7])
-    assert annotations(fig) == {"threshold 0.30": 0.3}
+    assert annotations(fig) == {"threshold 30.0%": 0.3}
 
 
 def test_verdict_scale_shows_the_review_band_in_its_colour():
@@ -78,11 +78,11 @@ def test_verdict_scale_shows_the_review_band_in_its_colour():
     assert [b.marker.color for b in bars] == [NORMAL, palette.REVIEW_COLOUR, PNEUMONIA]
     assert bars[1].marker.color == palette.REVIEW_COLOUR
     assert [b.hovertemplate for b in bars] == [
-        "No pneumonia detected: P(pneumonia) 0.00 to 0.21<extra></extra>",
-        f"{REVIEW_WORDS}: P(pneumonia) 0.21 to 0.50<extra></extra>",
-        "Pneumonia likely: P(pneumonia) 0.50 to 1.00<extra></extra>"]
+        "No pneumonia detected: P(pneumonia) 0.0% to 21.0%<extra></extra>",
+        f"{REVIEW_WORDS}: P(pneumonia) 21.0% to 50.0%<extra></extra>",
+        "Pneumonia likely: P(pneumonia) 50.0% to 100.0%<extra></extra>"]
     assert vertical_lines(fig) == [(0.21, palette.INK, "dash")]
-    assert annotations(fig) == {"operating threshold 0.21": 0.21}
+    assert annotations(fig) == {"operating threshold 21.0%": 0.21}
 
 
 def test_verdict_scale_at_50_percent_has_no_review_band():
@@ -256,7 +256,7 @@ def test_pattern_bars_show_viral_and_bacterial_with_the_subtype_threshold():
     bars = fig.data[0]
     assert list(bars.y) == ["viral", "bacterial"] and list(bars.x) == pytest.approx([0.19, 0.81])
     assert list(bars.marker.color) == [PATTERN_COLOURS["viral"], PATTERN_COLOURS["bacterial"]]
-    assert annotations(fig) == {"threshold 0.63": 0.63}
+    assert annotations(fig) == {"threshold 63.0%": 0.63}
     assert "given pneumonia" in fig.layout.xaxis.title.text
 
 

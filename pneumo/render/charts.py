@@ -26,7 +26,7 @@ from pneumo.render.palette import (
     PATTERN_COLOURS,
     PRIMARY_COLOUR,
 )
-from pneumo.render.wording import format_percent, verdict_bands
+from pneumo.render.wording import format_percent, format_threshold, verdict_bands
 
 CHART_CONFIG = {"displayModeBar": False}
 """Plotly's config for every chart the app draws: no mode bar over the chart."""
@@ -85,7 +85,7 @@ def probability_bars(p_pneumonia: float, threshold: float,
     for row, x in ((1, threshold), (0, 1.0 - threshold)):
         fig.add_shape(type="line", x0=x, x1=x, y0=row - 0.45, y1=row + 0.45,
                       line=dict(color=THRESHOLD_COLOUR, width=2, dash="dash"))
-    fig.add_annotation(x=threshold, y=1.45, text=f"threshold {threshold:.2f}", showarrow=False,
+    fig.add_annotation(x=threshold, y=1.45, text=f"threshold {format_threshold(threshold)}", showarrow=False,
                        yanchor="bottom", font=dict(size=12))
     fig.update_xaxes(range=[0, 1.08], tickformat=".0%", title="probability (temperature-scaled)")
     fig.update_yaxes(categoryorder="array", categoryarray=names)
@@ -119,9 +119,10 @@ def verdict_scale(threshold: float, classes: Sequence[str] = ("NORMAL", "PNEUMON
         fig.add_trace(go.Bar(x=[end - start], base=[start], y=["P(pneumonia)"], orientation="h",
                              marker_color=band.colour, opacity=0.85, name=words,
                              text=[words], textposition="inside", insidetextanchor="middle",
-                             hovertemplate=f"{words}: P(pneumonia) {start:.2f} to {end:.2f}<extra></extra>"))
+                             hovertemplate=f"{words}: P(pneumonia) {format_threshold(start)} to "
+                                           f"{format_threshold(end)}<extra></extra>"))
     fig.add_vline(x=threshold, line=dict(color=THRESHOLD_COLOUR, width=2, dash="dash"),
-                  annotation_text=f"operating threshold {threshold:.2f}", annotation_position="top")
+                  annotation_text=f"operating threshold {format_threshold(threshold)}", annotation_position="top")
     fig.update_layout(barmode="stack", showlegend=False)
     fig.update_xaxes(range=[0, 1.001], tickformat=".0%", dtick=0.2,
                      title="probability of pneumonia (temperature-scaled)")

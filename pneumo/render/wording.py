@@ -203,7 +203,8 @@ def verdict_bands(threshold: float, classes: Sequence[str] = ("NORMAL", "PNEUMON
     return bands
 
 
-def _percent_of(threshold: float) -> str:
+def format_threshold(threshold: float) -> str:
+    """A threshold as the verdict's words and the charts' percentage axes give it: ``34.0%``."""
     return f"{threshold * 100:.1f}%"
 
 
@@ -220,7 +221,7 @@ def band_explanation(threshold: float, observed: tuple[int, int, str] | None = N
         Plain sentences, lowest band first, then one on why the review band exists (when it does).
     """
     band = review_band(threshold)
-    cut = _percent_of(threshold)
+    cut = format_threshold(threshold)
     if band is None:
         return [f'Below {cut} (the operating threshold): "{VERDICT_WORDS["NORMAL"]}"; the film is '
                 "labelled NORMAL.",
