@@ -11,7 +11,7 @@ from pneumo.inference.sites import Site
 from pneumo.render import model_card
 from pneumo.render.palette import NEUTRAL_COLOUR
 from pneumo.render.charts import colour_scale_strip
-from pneumo.render.wording import CAM_WORDS, DISCLAIMER, NO_SITE_WORDS, Verdict, site_text
+from pneumo.render.wording import CAM_WORDS, DISCLAIMER, NO_SITE_WORDS, Verdict, format_threshold, site_text
 from pneumo.store import LoadedModel, ModelStoreError, store_dir
 
 SITE_PICKER_KEY = "site_picker"
@@ -41,8 +41,8 @@ def sidebar_model_ui(loaded: LoadedModel | None) -> None:
         if loaded is None:
             st.caption("No model loaded")
             return
-        st.caption(f"Model **{loaded.name}**  \nversion `{loaded.version}`  \n"
-                   f"input {loaded.input_size} x {loaded.input_size}, own threshold {loaded.threshold:.3f}")
+        st.caption(f"Model **{loaded.name}**  \nversion `{loaded.version}`  \ninput {loaded.input_size} x "
+                   f"{loaded.input_size}, own threshold {format_threshold(loaded.threshold)}")
 
 
 def sidebar_site_ui(names: list[str], active: str) -> str:

@@ -85,6 +85,8 @@ def test_every_page_renders_with_disclaimer_and_model(page: str, model_name: str
     captions = "\n".join(c.value for c in at.caption)
     assert DISCLAIMER in captions
     assert model_name in captions
+    # the sidebar names the threshold as the verdict words and the charts do
+    assert f"own threshold {100 * store.load(keras_model=False).threshold:.1f}%" in captions
 
 
 def test_home_says_what_the_tool_is_not(model_name: str) -> None:
