@@ -60,6 +60,11 @@ class ModelRef(NamedTuple):
     store: str
     sha256: str
 
+    @property
+    def model_sha256(self) -> str:
+        """The model file's sha256 alone (``sha256`` adds the subtype file's after a ``+``)."""
+        return self.sha256.split("+")[0]
+
 
 def model_names() -> list[str]:
     """Names of the models in the store in effect."""
@@ -233,11 +238,8 @@ def out_of_fold(name: str, store_path: str, sha256: str) -> dict[str, float]:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def explanations(name: str, store_path: str, sha256: str) -> dict | None:
-    """The model's stored faithfulness results (``explanations.json``), read once per model file.
-
-    ``sha256`` is a :class:`ModelRef`'s (the model file's, then ``+`` the subtype file's, if any).
-    """
-    return read_explanations(Path(store_path) / name, sha256.split("+")[0])
+    """The model's stored faithfulness results (``explanations.json``), read once per model file."""
+    return read_explanations(Path(store_path) / name, ModelRef(name, store_path, sha256).model_sha256)
 
 
 # -- example films ------------------------------------------------------------------------------

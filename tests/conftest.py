@@ -39,6 +39,15 @@ def in_project_folder():
 
 
 @pytest.fixture(scope="session")
+def shipped_classifier():
+    """A :class:`~pneumo.inference.predict.Classifier` of the repository's shipped model, loaded once."""
+    from pneumo import store
+    from pneumo.inference.predict import Classifier
+
+    return Classifier(store.load(store.default_model_name(store.REPO_STORE), store.REPO_STORE))
+
+
+@pytest.fixture(scope="session")
 def train_dir() -> Path:
     """``<data dir>/train``: the real training films (skip without them, fail in CI)."""
     return require_train_folder()

@@ -25,7 +25,6 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from pneumo import store
 from pneumo.inference.explain import Explainer
 from pneumo.inference.predict import STATUS_ERROR, STATUS_OK, STATUS_REJECTED, Assessment, Classifier
 from pneumo.inference.sites import Site
@@ -93,8 +92,8 @@ def algorithm_texts(group) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def shipped() -> Classifier:
-    return Classifier(store.load(store.default_model_name(store.REPO_STORE), store.REPO_STORE))
+def shipped(shipped_classifier) -> Classifier:
+    return shipped_classifier
 
 
 @pytest.fixture(scope="module")

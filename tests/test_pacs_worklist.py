@@ -229,11 +229,10 @@ def test_the_work_dir_with_images_and_the_audit_log_hold_no_patient_identifiers(
     assert not any(ds.SOPInstanceUID in audit or ds.StudyInstanceUID in audit for ds in films)
 
 
-def test_a_stored_result_keeps_how_films_scored_alike_turned_out_and_its_pdf_prints_it():
-    from pneumo import store
+def test_a_stored_result_keeps_how_films_scored_alike_turned_out_and_its_pdf_prints_it(shipped_classifier):
     from pneumo.render.diagnosis import scored_alike_words
 
-    shipped = Classifier(store.load(store.default_model_name(store.REPO_STORE), store.REPO_STORE))
+    shipped = shipped_classifier
     assessment = shipped.assess(real_films("PNEUMONIA", 1)[0])
     stored = StoredResult.of(assessment, shipped)
     assert stored.scored_alike and stored.scored_alike == scored_alike_words(shipped, assessment.p_pneumonia)

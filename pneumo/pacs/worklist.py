@@ -204,6 +204,21 @@ def _connect(work_dir: str | Path) -> sqlite3.Connection:
     return db
 
 
+def _query(work_dir: str | Path, sql: str, parameters: tuple = ()) -> list[tuple]:
+    """Every row ``sql`` selects from the listener queue in ``work_dir``, read-only.
+
+    Raises:
+        WorklistError: no queue in ``work_dir``, or one that cannot be read.
+    """
+    db = _connect(work_dir)
+    try:
+        return db.execute(sql, parameters).fetchall()
+    except sqlite3.Error as err:
+        raise WorklistError(f"The listener queue in {work_dir} cannot be read ({err}).") from None
+    finally:
+        db.close()
+
+
 def read_worklist(work_dir: str | Path, order: str = ORDER_LIKELY) -> Worklist:
     """The listener's films for triage: read films most likely positive first (or newest first).
 
@@ -217,14 +232,7 @@ def read_worklist(work_dir: str | Path, order: str = ORDER_LIKELY) -> Worklist:
     """
     if order not in ORDERS:
         raise ValueError(f"unknown worklist order {order!r}; choose from {list(ORDERS)}")
-    db = _connect(work_dir)
-    try:
-        found = db.execute(_ROW_SQL + " ORDER BY rowid DESC").fetchall()
-    except sqlite3.Error as err:
-        raise WorklistError(f"The listener queue in {work_dir} cannot be read ({err}).") from None
-    finally:
-        db.close()
-    rows = [_row(values) for values in found]
+    rows = [_row(values) for values in _query(work_dir, _ROW_SQL + " ORDER BY rowid DESC")]
     rows = [row for row in rows if row.result_status != OWN_RESULT]
     counts: dict[str, int] = {}
     for row in rows:
@@ -243,14 +251,8 @@ def read_row(work_dir: str | Path, row_id: str) -> WorklistRow | None:
     Raises:
         WorklistError: no queue in ``work_dir``, or one that cannot be read.
     """
-    db = _connect(work_dir)
-    try:
-        found = db.execute(_ROW_SQL + " WHERE row_id = ?", (row_id,)).fetchone()
-    except sqlite3.Error as err:
-        raise WorklistError(f"The listener queue in {work_dir} cannot be read ({err}).") from None
-    finally:
-        db.close()
-    return None if found is None else _row(found)
+    found = _query(work_dir, _ROW_SQL + " WHERE row_id = ?", (row_id,))
+    return _row(found[0]) if found else None
 
 
 def _row(values) -> WorklistRow:
@@ -268,19 +270,14 @@ def load_result(work_dir: str | Path, row_id: str) -> tuple[StoredResult, np.nda
     Raises:
         WorklistError: no queue, or no stored result under that id.
     """
-    db = _connect(work_dir)
-    try:
-        found = db.execute("SELECT result FROM instances WHERE row_id = ? AND result IS NOT NULL",
-                           (row_id,)).fetchone()
-    finally:
-        db.close()
-    if found is None:
+    found = _query(work_dir, "SELECT result FROM instances WHERE row_id = ? AND result IS NOT NULL", (row_id,))
+    if not found:
         raise WorklistError("That worklist row has no stored result (it is still queued, failed, or was removed).")
     folder = Path(work_dir) / RESULTS_DIR / row_id
     film, overlay = (_png(folder / name) for name in (FILM_PNG, OVERLAY_PNG))
     if film is None or overlay is None:
         film = overlay = None
-    return StoredResult.from_json(found[0]), film, overlay
+    return StoredResult.from_json(found[0][0]), film, overlay
 
 
 def save_images(work_dir: str | Path, row_id: str, film: np.ndarray, overlay: np.ndarray) -> None:
