@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import socket
 import time
 
@@ -10,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 from pydicom import Dataset, dcmread
+from pynetdicom import AE
+from pynetdicom.sop_class import SecondaryCaptureImageStorage
 
 from pneumo.cli import main
 from pneumo.inference.predict import Classifier
@@ -46,15 +49,40 @@ def test_our_own_results_are_recognised():
     assert is_our_result(ours) and not is_our_result(film)
 
 
-def test_a_dead_destination_is_one_sentence(tiny_model):
+def pynetdicom_errors(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.startswith("pynetdicom") and r.levelno >= logging.ERROR]
+
+
+def test_a_dead_destination_is_one_sentence(tiny_model, caplog):
     grey = np.asarray(Image.open(real_films("NORMAL")[0]).convert("L"))
     classifier = Classifier(tiny_model)
     data = encode_dicom(grey, StudyInstanceUID="1.2.826.0.1.3680043.10.1.30",
                         SeriesInstanceUID="1.2.826.0.1.3680043.10.1.31", PatientName="Doe^Jane", PatientID="X")
     source = dcmread(io.BytesIO(data))
     forwarder = Forwarder(classifier, Destination("127.0.0.1", free_port(), "NOBODY"), timeout=5)
-    with pytest.raises(ForwardError, match=r"^The result destination NOBODY at 127\.0\.0\.1:\d+ did not accept"):
+    caplog.set_level(logging.INFO, logger="pynetdicom")
+    with pytest.raises(ForwardError, match=r"^The result destination NOBODY at 127\.0\.0\.1:\d+ did not accept "
+                                           r"an association \(Connection refused\)\.$"):
         forwarder(source, classifier.assess(data))
+    assert pynetdicom_errors(caplog) == []  # its reason is in our sentence, not in two lines of its own
+    assert not any(logging.getLogger(name).filters for name in ("pynetdicom.transport", "pynetdicom.acse"))
+
+
+def test_a_destination_that_rejects_our_association_says_why_in_one_sentence(tiny_model, caplog):
+    peer = AE(ae_title="ARCHIVE")
+    peer.require_called_aet = True  # a PACS that answers only to its own AE title
+    peer.add_supported_context(SecondaryCaptureImageStorage)
+    server = peer.start_server(("127.0.0.1", 0), block=False)
+    caplog.set_level(logging.INFO, logger="pynetdicom")
+    try:
+        port = server.server_address[1]
+        with pytest.raises(ForwardError, match=r"^The result destination WRONG at 127\.0\.0\.1:\d+ did not accept "
+                                               r"an association \(Called AE title not recognised\)\.$"):
+            Forwarder(Classifier(tiny_model), Destination("127.0.0.1", port, "WRONG"), timeout=5).send([])
+        assert pynetdicom_errors(caplog) == []
+        Forwarder(Classifier(tiny_model), Destination("127.0.0.1", port, "ARCHIVE"), timeout=5).send([])
+    finally:
+        server.shutdown()
 
 
 def test_a_destination_that_never_answers_the_connect_fails_within_the_timeout(tiny_model):
@@ -74,7 +102,8 @@ def test_a_destination_that_never_answers_the_connect_fails_within_the_timeout(t
     forwarder = Forwarder(Classifier(tiny_model), Destination("127.0.0.1", port, "SILENT"), timeout=2)
     started = time.monotonic()
     try:
-        with pytest.raises(ForwardError, match=r"^The result destination SILENT at 127\.0\.0\.1:\d+ did not accept"):
+        with pytest.raises(ForwardError, match=r"^The result destination SILENT at 127\.0\.0\.1:\d+ did not accept "
+                                               r"an association \(timed out\)\.$"):
             forwarder.send([])
         assert time.monotonic() - started < 30  # the 2 s timeout, not the kernel's two minutes
     finally:

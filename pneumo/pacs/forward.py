@@ -4,17 +4,25 @@
 report (a refused or unreadable film's says why), for a film read it also builds the
 secondary capture with the Grad-CAM overlay, and sends both to the destination in one
 association. A destination that refuses or cannot be reached raises
-:class:`ForwardError` (one sentence), so the listener tries the film once more and then
+:class:`ForwardError` (one sentence with the peer's reason, which pynetdicom would otherwise log
+as ERROR lines of its own), so the listener tries the film once more and then
 marks it failed; nothing is dropped silently. Our own results sent back to us are
 recognised and not answered again.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE
+from pynetdicom.association import Association
+from pynetdicom.dul import DULServiceProvider
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom.sop_class import Comprehensive3DSRStorage, SecondaryCaptureImageStorage
 
@@ -29,8 +37,51 @@ OVERLAY_METHOD = "gradcam"
 OVERLAY_OPACITY = 0.45
 
 
+ASSOCIATION_LOGGERS = ("pynetdicom.transport", "pynetdicom.acse")
+"""Where pynetdicom logs why an association it requested failed (connect error, rejection)."""
+REASON_PREFIXES = ("TCP Initialisation Error: ", "Reason: ")
+"""Of those lines, the ones that say why; the rest ("Association request failed: ...") only say that it failed."""
+
+
 class ForwardError(RuntimeError):
     """The destination could not be reached or did not store a result; one sentence."""
+
+
+class _RequestorFailure(logging.Filter):
+    """Holds back pynetdicom's ERROR lines about the association we are requesting, keeping their reason.
+
+    Only lines logged by the requesting thread or by a requestor association's own threads are
+    held; the listener's acceptor associations keep logging as before.
+    """
+
+    def __init__(self, caller: threading.Thread):
+        super().__init__()
+        self.caller = caller
+        self.reasons: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        thread = threading.current_thread()
+        association = thread.assoc if isinstance(thread, DULServiceProvider) else thread
+        ours = thread is self.caller or (isinstance(association, Association) and association.is_requestor)
+        if not ours or record.levelno < logging.ERROR:
+            return True
+        message = record.getMessage()
+        self.reasons += [re.sub(r"^\[Errno \d+\] ", "", message[len(prefix):].strip())
+                         for prefix in REASON_PREFIXES if message.startswith(prefix)]
+        return False
+
+
+@contextmanager
+def _requestor_failure() -> Iterator[_RequestorFailure]:
+    held = _RequestorFailure(threading.current_thread())
+    loggers = [logging.getLogger(name) for name in ASSOCIATION_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(held)
+    try:
+        yield held
+    finally:
+        for logger in loggers:
+            logger.removeFilter(held)
 
 
 @dataclass(frozen=True)
@@ -111,9 +162,12 @@ class Forwarder:
             for syntax in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
                 ae.add_requested_context(sop_class, syntax)
         where = f"{self.destination.ae_title} at {self.destination.host}:{self.destination.port}"
-        association = ae.associate(self.destination.host, self.destination.port, ae_title=self.destination.ae_title)
+        with _requestor_failure() as failure:
+            association = ae.associate(self.destination.host, self.destination.port,
+                                       ae_title=self.destination.ae_title)
         if not association.is_established:
-            raise ForwardError(f"The result destination {where} did not accept an association.")
+            why = f" ({'; '.join(failure.reasons)})" if failure.reasons else ""
+            raise ForwardError(f"The result destination {where} did not accept an association{why}.")
         try:
             for dataset in objects:
                 status = association.send_c_store(dataset)
