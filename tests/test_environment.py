@@ -67,5 +67,6 @@ def test_predict_shows_tensorflows_start_up_lines_only_with_verbose(tiny_store, 
                           capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert ",ok," in done.stdout
-    shown = [word for word in ("oneDNN", "absl") if word in done.stderr]
-    assert shown == (["oneDNN", "absl"] if verbose else []), done.stderr
+    # Which start-up lines TensorFlow prints depends on the CPU (oneDNN's only where it enables it)
+    shown = [word for word in ("oneDNN", "absl", "cpu_feature_guard") if word in done.stderr]
+    assert bool(shown) == verbose, done.stderr
