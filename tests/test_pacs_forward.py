@@ -74,13 +74,13 @@ def test_a_destination_that_rejects_our_association_says_why_in_one_sentence(tin
     peer.add_supported_context(SecondaryCaptureImageStorage)
     server = peer.start_server(("127.0.0.1", 0), block=False)
     caplog.set_level(logging.INFO, logger="pynetdicom")
+    classifier, port = Classifier(tiny_model), server.server_address[1]
     try:
-        port = server.server_address[1]
         with pytest.raises(ForwardError, match=r"^The result destination WRONG at 127\.0\.0\.1:\d+ did not accept "
                                                r"an association \(Called AE title not recognised\)\.$"):
-            Forwarder(Classifier(tiny_model), Destination("127.0.0.1", port, "WRONG"), timeout=5).send([])
+            Forwarder(classifier, Destination("127.0.0.1", port, "WRONG"), timeout=5).send([])
         assert pynetdicom_errors(caplog) == []
-        Forwarder(Classifier(tiny_model), Destination("127.0.0.1", port, "ARCHIVE"), timeout=5).send([])
+        Forwarder(classifier, Destination("127.0.0.1", port, "ARCHIVE"), timeout=5).send([])
     finally:
         server.shutdown()
 

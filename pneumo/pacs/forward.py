@@ -50,7 +50,8 @@ class ForwardError(RuntimeError):
 class _RequestorFailure(logging.Filter):
     """Holds back pynetdicom's ERROR lines about the association we are requesting, keeping their reason.
 
-    Only lines logged by the requesting thread or by a requestor association's own threads are
+    Only lines logged by the requesting thread (which negotiates, so logs a rejection) or by a
+    requestor association's own threads (its DUL makes the TCP connection, so logs a refusal) are
     held; the listener's acceptor associations keep logging as before.
     """
 
